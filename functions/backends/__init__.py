@@ -1,0 +1,1 @@
+"""Adapters that run runner tasks: the only packages that spawn sandboxes or talk to Kubernetes."""

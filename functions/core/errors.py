@@ -1,0 +1,75 @@
+"""Error taxonomy: permanent errors are the caller's fault and never retried; transient ones may be.
+
+The HTTP mapping lives in one table in `functions.api.errors`; Step Functions retries on the
+`error_code` of transient errors.
+"""
+
+from __future__ import annotations
+
+
+class ExecutionError(Exception):
+    """Base of every error the service raises on purpose."""
+
+    error_code = "execution_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class PermanentError(ExecutionError):
+    """The request cannot succeed as sent; retrying it changes nothing."""
+
+    error_code = "invalid_request"
+
+
+class InvalidRequestError(PermanentError):
+    """A field is malformed, unknown or outside its allowed range."""
+
+    error_code = "invalid_request"
+
+
+class UnknownLanguageError(InvalidRequestError):
+    error_code = "unknown_language"
+
+
+class PayloadTooLargeError(PermanentError):
+    """Code or stdin is larger than its cap."""
+
+    error_code = "payload_too_large"
+
+
+class NotFoundError(PermanentError):
+    error_code = "not_found"
+
+
+class TransientError(ExecutionError):
+    """The service could not run the request now; the same request may succeed later."""
+
+    error_code = "transient_error"
+
+    def __init__(self, message: str, *, retry_after_s: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class CapacityExhaustedError(TransientError):
+    """No free slot: the worker pool or the namespace quota is full."""
+
+    error_code = "capacity_exhausted"
+
+
+class BackendUnavailableError(TransientError):
+    """The execution backend failed (API errors after retries, image pull failure)."""
+
+    error_code = "backend_unavailable"
+
+
+class DeadlineExceededError(TransientError):
+    """The run did not finish inside the synchronous budget."""
+
+    error_code = "deadline_exceeded"
+
+    def __init__(self, message: str, *, execution_id: str) -> None:
+        super().__init__(message)
+        self.execution_id = execution_id

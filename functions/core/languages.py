@@ -1,0 +1,86 @@
+"""Language registry: every folder `runners/<language>/language.json` is one language.
+
+A new language is a new folder; nothing in the code names a language.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from functions.core.errors import UnknownLanguageError
+
+LANGUAGE_FILE_NAME = "language.json"
+
+
+class LanguageSpec(BaseModel):
+    """What the runner needs to compile and run one language (placeholders: {file} {name} {memory_mb})."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    display_name: str
+    aliases: tuple[str, ...] = ()
+    file_name: str
+    source_name_pattern: str | None = None
+    compile: tuple[str, ...] | None = None
+    run: tuple[str, ...]
+    version_command: tuple[str, ...]
+    version_pattern: str
+    version: str
+    image: str
+    memory_error_patterns: tuple[str, ...] = ()
+    limit_address_space: bool = True
+    env: dict[str, str] = Field(default_factory=dict)
+    compile_memory_mb: int = Field(default=0, ge=0)
+    runtime_overhead_mb: int = Field(default=0, ge=0)
+    test_program: str
+
+    @property
+    def compiled(self) -> bool:
+        return self.compile is not None
+
+    def sandbox_memory_mb(self, memory_limit_mb: int) -> int:
+        """Memory the whole sandbox may use: the program's limit plus runtime overhead, or the compiler's."""
+        return max(memory_limit_mb + self.runtime_overhead_mb, self.compile_memory_mb)
+
+
+class LanguageRegistry:
+    """Looks languages up by name or alias, case-insensitively."""
+
+    def __init__(self, languages: list[LanguageSpec]) -> None:
+        self._languages = {language.name: language for language in languages}
+        self._by_alias: dict[str, LanguageSpec] = {}
+        for language in languages:
+            for key in (language.name, *language.aliases):
+                if key.lower() in self._by_alias:
+                    raise ValueError(f"language name or alias {key!r} is defined twice")
+                self._by_alias[key.lower()] = language
+
+    def get(self, name_or_alias: str) -> LanguageSpec:
+        language = self._by_alias.get(name_or_alias.strip().lower())
+        if language is None:
+            known = ", ".join(sorted(self._languages))
+            raise UnknownLanguageError(f"unknown language {name_or_alias!r}; supported: {known}")
+        return language
+
+    def all(self) -> list[LanguageSpec]:
+        return [self._languages[name] for name in sorted(self._languages)]
+
+
+def load_language(path: Path) -> LanguageSpec:
+    try:
+        return LanguageSpec.model_validate(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, ValidationError) as exc:
+        raise ValueError(f"invalid language definition {path}: {exc}") from exc
+
+
+@cache
+def load_registry(runners_dir: Path) -> LanguageRegistry:
+    paths = sorted(runners_dir.glob(f"*/{LANGUAGE_FILE_NAME}"))
+    if not paths:
+        raise ValueError(f"no {LANGUAGE_FILE_NAME} found under {runners_dir}")
+    return LanguageRegistry([load_language(path) for path in paths])

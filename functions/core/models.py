@@ -1,0 +1,96 @@
+"""HTTP request and response models (DESIGN section 1); the same JSON over API Gateway and locally."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from functions.core.verdicts import Verdict
+
+
+class Encoding(StrEnum):
+    BASE64 = "base64"
+    TEXT = "text"
+
+
+class TestCaseRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    stdin: str = ""
+    expected_output: str | None = None
+
+
+class ExecuteRequest(BaseModel):
+    """Body of POST /execute. Limits are optional: absent means the configured default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    language: str = Field(
+        min_length=1, max_length=32, description="python, javascript, cpp, java or an alias"
+    )
+    code: str = Field(description="Source code: base64 of UTF-8 unless encoding is text")
+    stdin: str = Field(default="", description="Standard input, encoded like code")
+    timeout: float | None = Field(default=None, gt=0, description="Wall-clock limit of the program, seconds")
+    encoding: Encoding = Encoding.BASE64
+    memory_limit_mb: int | None = Field(default=None, gt=0)
+    args: list[str] = Field(default_factory=list, description="Command-line arguments of the program")
+    test_cases: list[TestCaseRequest] | None = Field(default=None, min_length=1)
+
+
+class TruncationFlags(BaseModel):
+    stdout: bool = False
+    stderr: bool = False
+
+
+class TestCaseResult(BaseModel):
+    verdict: Verdict
+    stdout: str
+    stderr: str
+    exit_code: int | None
+    signal: str | None = None
+    execution_time: float
+    cpu_time: float
+    memory_kb: int
+    truncated: TruncationFlags = Field(default_factory=TruncationFlags)
+
+
+class ExecuteResponse(BaseModel):
+    """A superset of the seed response: seed clients keep reading status/stdout/stderr/exit_code."""
+
+    status: Literal["success", "failed"]
+    stdout: str
+    stderr: str
+    execution_time: float
+    exit_code: int | None
+    verdict: Verdict
+    compile_output: str = ""
+    signal: str | None = None
+    memory_kb: int = 0
+    cpu_time: float = 0.0
+    truncated: TruncationFlags = Field(default_factory=TruncationFlags)
+    execution_id: str
+    language: str
+    language_version: str = ""
+    test_results: list[TestCaseResult] | None = None
+
+
+class LanguageInfo(BaseModel):
+    name: str
+    display_name: str
+    aliases: list[str]
+    version: str
+    compiled: bool
+    file_name: str
+
+
+class HealthResponse(BaseModel):
+    status: Literal["healthy"] = "healthy"
+    backend: str
+
+
+class ErrorResponse(BaseModel):
+    error: str
+    message: str
+    execution_id: str | None = None

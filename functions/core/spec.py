@@ -1,0 +1,140 @@
+"""Turn a validated request body into a runner task: decode, check sizes, apply defaults and ceilings."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from dataclasses import dataclass
+
+from functions.core.errors import InvalidRequestError, PayloadTooLargeError
+from functions.core.languages import LanguageRegistry
+from functions.core.models import Encoding, ExecuteRequest
+from functions.core.protocol import RunnerTask, TaskCase, TaskLimits, b64encode
+
+
+@dataclass(frozen=True, slots=True)
+class LimitPolicy:
+    """Defaults and ceilings for one entry point (synchronous or asynchronous)."""
+
+    default_timeout_s: float
+    max_timeout_s: float
+    compile_timeout_s: float
+    total_budget_s: float
+    default_memory_limit_mb: int
+    min_memory_limit_mb: int
+    max_memory_limit_mb: int
+    max_code_bytes: int
+    max_stdin_bytes: int
+    output_limit_bytes: int
+    max_test_cases: int
+    max_args: int
+    max_arg_bytes: int
+    max_processes: int
+    max_file_size_bytes: int
+
+
+def new_execution_id() -> str:
+    return uuid.uuid4().hex
+
+
+def build_task(request: ExecuteRequest, registry: LanguageRegistry, policy: LimitPolicy) -> RunnerTask:
+    language = registry.get(request.language)
+    source = _decode(request.code, request.encoding, "code")
+    if len(source) > policy.max_code_bytes:
+        raise PayloadTooLargeError(f"code is {len(source)} bytes; the limit is {policy.max_code_bytes}")
+    try:
+        source.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidRequestError("code must be UTF-8 text") from exc
+    if not source.strip():
+        raise InvalidRequestError("code is empty")
+    return RunnerTask(
+        execution_id=new_execution_id(),
+        language=language,
+        source_b64=b64encode(source),
+        cases=_cases(request, policy),
+        args=_args(request.args, policy),
+        limits=_limits(request, policy),
+    )
+
+
+def _decode(value: str, encoding: Encoding, field: str) -> bytes:
+    if encoding is Encoding.TEXT:
+        return value.encode("utf-8")
+    try:
+        return base64.b64decode(value.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError) as exc:
+        raise InvalidRequestError(
+            f"{field} is not valid base64 (send encoding: text for plain text)"
+        ) from exc
+
+
+def _cases(request: ExecuteRequest, policy: LimitPolicy) -> tuple[TaskCase, ...]:
+    pairs: list[tuple[bytes, bytes | None]]
+    if request.test_cases is None:
+        pairs = [(_decode(request.stdin, request.encoding, "stdin"), None)]
+    else:
+        if request.stdin:
+            raise InvalidRequestError("send stdin inside each test case, not beside test_cases")
+        if len(request.test_cases) > policy.max_test_cases:
+            raise InvalidRequestError(
+                f"{len(request.test_cases)} test cases; at most {policy.max_test_cases} are allowed"
+            )
+        pairs = [
+            (
+                _decode(case.stdin, request.encoding, f"test_cases[{index}].stdin"),
+                None
+                if case.expected_output is None
+                else _decode(case.expected_output, request.encoding, f"test_cases[{index}].expected_output"),
+            )
+            for index, case in enumerate(request.test_cases)
+        ]
+    total_input_bytes = sum(len(stdin) + len(expected or b"") for stdin, expected in pairs)
+    if total_input_bytes > policy.max_stdin_bytes:
+        raise PayloadTooLargeError(
+            f"stdin (with expected output, over all test cases) is {total_input_bytes} bytes; "
+            f"the limit is {policy.max_stdin_bytes}"
+        )
+    return tuple(
+        TaskCase(
+            stdin_b64=b64encode(stdin), expected_output_b64=None if expected is None else b64encode(expected)
+        )
+        for stdin, expected in pairs
+    )
+
+
+def _args(args: list[str], policy: LimitPolicy) -> tuple[str, ...]:
+    if len(args) > policy.max_args:
+        raise InvalidRequestError(f"{len(args)} args; at most {policy.max_args} are allowed")
+    for arg in args:
+        if "\x00" in arg:
+            raise InvalidRequestError("args must not contain NUL characters")
+        if len(arg.encode("utf-8")) > policy.max_arg_bytes:
+            raise InvalidRequestError(f"an argument is longer than {policy.max_arg_bytes} bytes")
+    return tuple(args)
+
+
+def _limits(request: ExecuteRequest, policy: LimitPolicy) -> TaskLimits:
+    timeout_s = policy.default_timeout_s if request.timeout is None else request.timeout
+    if timeout_s > policy.max_timeout_s:
+        raise InvalidRequestError(
+            f"timeout {timeout_s:g} s is above the ceiling of {policy.max_timeout_s:g} s"
+        )
+    memory_limit_mb = (
+        policy.default_memory_limit_mb if request.memory_limit_mb is None else request.memory_limit_mb
+    )
+    if not policy.min_memory_limit_mb <= memory_limit_mb <= policy.max_memory_limit_mb:
+        raise InvalidRequestError(
+            f"memory_limit_mb {memory_limit_mb} is outside "
+            f"{policy.min_memory_limit_mb}..{policy.max_memory_limit_mb}"
+        )
+    return TaskLimits(
+        timeout_s=timeout_s,
+        compile_timeout_s=policy.compile_timeout_s,
+        total_budget_s=max(policy.total_budget_s, timeout_s),
+        memory_limit_mb=memory_limit_mb,
+        output_limit_bytes=policy.output_limit_bytes,
+        max_processes=policy.max_processes,
+        max_file_size_bytes=policy.max_file_size_bytes,
+    )

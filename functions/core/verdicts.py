@@ -1,0 +1,37 @@
+"""The closed set of verdicts and how a set of test-case verdicts becomes one."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import StrEnum
+
+
+class Verdict(StrEnum):
+    ACCEPTED = "accepted"
+    WRONG_ANSWER = "wrong_answer"
+    COMPILATION_ERROR = "compilation_error"
+    RUNTIME_ERROR = "runtime_error"
+    TIME_LIMIT_EXCEEDED = "time_limit_exceeded"
+    MEMORY_LIMIT_EXCEEDED = "memory_limit_exceeded"
+    OUTPUT_LIMIT_EXCEEDED = "output_limit_exceeded"
+    INTERNAL_ERROR = "internal_error"
+
+
+TIMEOUT_EXIT_CODE = 124  # what coreutils `timeout` returns; the seed contract keeps it
+
+
+def overall_verdict(case_verdicts: Iterable[Verdict]) -> Verdict:
+    """The first non-accepted verdict, else accepted."""
+    return next((verdict for verdict in case_verdicts if verdict is not Verdict.ACCEPTED), Verdict.ACCEPTED)
+
+
+def outputs_match(actual: bytes, expected: bytes) -> bool:
+    """Compare ignoring trailing whitespace on each line and trailing blank lines (judge convention)."""
+    return _normalise(actual) == _normalise(expected)
+
+
+def _normalise(text: bytes) -> list[bytes]:
+    lines = [line.rstrip() for line in text.replace(b"\r\n", b"\n").split(b"\n")]
+    while lines and not lines[-1]:
+        lines.pop()
+    return lines

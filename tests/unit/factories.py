@@ -1,0 +1,56 @@
+"""Small builders shared by the pure core tests: a limit policy, a two-language registry, requests."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from functions.core.languages import LanguageRegistry, LanguageSpec
+from functions.core.models import ExecuteRequest
+from functions.core.spec import LimitPolicy
+
+POLICY = LimitPolicy(
+    default_timeout_s=10,
+    max_timeout_s=20,
+    compile_timeout_s=30,
+    total_budget_s=28,
+    default_memory_limit_mb=256,
+    min_memory_limit_mb=16,
+    max_memory_limit_mb=512,
+    max_code_bytes=100,
+    max_stdin_bytes=50,
+    output_limit_bytes=1024,
+    max_test_cases=3,
+    max_args=2,
+    max_arg_bytes=8,
+    max_processes=32,
+    max_file_size_bytes=1024,
+)
+
+
+def _language(name: str, aliases: tuple[str, ...]) -> LanguageSpec:
+    return LanguageSpec(
+        name=name,
+        display_name=name.title(),
+        aliases=aliases,
+        file_name="main.x",
+        run=("run", "{file}"),
+        version_command=("run", "--version"),
+        version_pattern=r"(\S+)",
+        version="1",
+        image=f"code-exec-runner-{name}",
+        test_program="hello.x",
+    )
+
+
+REGISTRY = LanguageRegistry([_language("python", ("py",)), _language("cpp", ("c++",))])
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def request(**overrides: Any) -> ExecuteRequest:
+    body: dict[str, Any] = {"language": "python", "code": b64("print(1)")}
+    body.update(overrides)
+    return ExecuteRequest.model_validate(body)
