@@ -47,9 +47,52 @@ class Settings(BaseSettings):
     local_tmp_size_mb: int = Field(default=64, gt=0)
     local_cgroup_root: str = "code-exec"
     sandbox_python: Path = Path("/usr/bin/python3")
+    local_bwrap_path: Path = Path("/usr/bin/bwrap")
+    # False runs without per-run cgroups even where the host allows them (rlimits only).
+    local_use_cgroups: bool = True
+    # Added to the language's sandbox memory and to max_processes for the runner's own process/threads.
+    local_runner_memory_mb: int = Field(default=32, ge=0)
+    local_runner_pids: int = Field(default=32, ge=1)
+    # Bound on what we read of the runner's report (stdout) and its own stderr.
+    local_report_max_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
+    local_stderr_max_bytes: int = Field(default=64 * 1024, gt=0)
+    # The sandbox is killed this long after the task's total_budget_s (the runner should stop first).
+    local_kill_grace_s: float = Field(default=2.0, gt=0)
+    # When the service runs as root, bubblewrap runs as this unprivileged host uid/gid (via setpriv), so the
+    # sandbox's user is never host root in disguise.
+    local_sandbox_host_uid: int = Field(default=65534, gt=0)
+    local_sandbox_host_gid: int = Field(default=65534, gt=0)
+    local_setpriv_path: Path = Path("/usr/bin/setpriv")
+
+    # Kubernetes backend: one Job per run. Auth "auto" = EKS when a cluster name is set, else kubeconfig.
+    k8s_auth: Literal["auto", "eks", "kubeconfig", "in_cluster"] = "auto"
+    eks_cluster_name: str | None = None
+    aws_region: str | None = None  # None: the AWS SDK's own chain (AWS_REGION inside Lambda)
+    kubeconfig: Path | None = None  # None: the client's default ($KUBECONFIG, ~/.kube/config)
+    kube_context: str | None = None
+    k8s_namespace: str = Field(default="runner-dev", pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+    # A language's image: runner_images[name] (JSON map) if set, else <registry>/<language.image>:<tag>.
+    runner_image_registry: str = ""
+    runner_image_tag: str = "latest"
+    runner_images: dict[str, str] = Field(default_factory=dict)
+    k8s_runtime_class_name: str | None = None  # e.g. "gvisor"; None keeps the cluster's default runtime
+    k8s_service_account: str = "runner"
+    runner_uid: int = Field(default=10001, gt=0)  # the non-root user baked into every runner image
+    runner_gid: int = Field(default=10001, gt=0)
+    k8s_cpu_request: str = "100m"
+    k8s_cpu_limit: str = "500m"
+    k8s_memory_request_mb: int = Field(default=128, gt=0)
+    k8s_tmp_size_mb: int = Field(default=64, gt=0)
+    k8s_job_ttl_s: int = Field(default=300, ge=0)
+    k8s_deadline_grace_s: float = Field(default=10.0, ge=0)
+    k8s_quota_retry_after_s: int = Field(default=5, gt=0)
+    k8s_api_max_attempts: int = Field(default=4, gt=0)
+    k8s_api_backoff_s: float = Field(default=0.2, gt=0)
+    k8s_api_timeout_s: float = Field(default=10.0, gt=0)
 
     log_level: str = "INFO"
     service_name: str = "code-exec"
+    metrics_namespace: str = "CodeExec"
 
     @model_validator(mode="after")
     def _defaults_within_ceilings(self) -> Settings:
