@@ -59,9 +59,17 @@ def build_task(request: ExecuteRequest, registry: LanguageRegistry, policy: Limi
     )
 
 
+def _utf8(value: str, field: str) -> bytes:
+    try:
+        return value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        # JSON can carry "\ud800"; an unpaired surrogate has no UTF-8 form.
+        raise InvalidRequestError(f"{field} is not valid Unicode (unpaired surrogate escape)") from exc
+
+
 def _decode(value: str, encoding: Encoding, field: str) -> bytes:
     if encoding is Encoding.TEXT:
-        return value.encode("utf-8")
+        return _utf8(value, field)
     try:
         return base64.b64decode(value.encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError) as exc:
@@ -107,10 +115,10 @@ def _cases(request: ExecuteRequest, policy: LimitPolicy) -> tuple[TaskCase, ...]
 def _args(args: list[str], policy: LimitPolicy) -> tuple[str, ...]:
     if len(args) > policy.max_args:
         raise InvalidRequestError(f"{len(args)} args; at most {policy.max_args} are allowed")
-    for arg in args:
+    for index, arg in enumerate(args):
         if "\x00" in arg:
             raise InvalidRequestError("args must not contain NUL characters")
-        if len(arg.encode("utf-8")) > policy.max_arg_bytes:
+        if len(_utf8(arg, f"args[{index}]")) > policy.max_arg_bytes:
             raise InvalidRequestError(f"an argument is longer than {policy.max_arg_bytes} bytes")
     return tuple(args)
 

@@ -1,0 +1,151 @@
+"""The one error -> HTTP table (DESIGN section 1): every error response is built here.
+
+Body: `{"error": "<code>", "message": "<sentence>"}` (+ `execution_id` for 504). Never a stack trace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any
+
+from functions.core.errors import (
+    BackendUnavailableError,
+    CapacityExhaustedError,
+    DeadlineExceededError,
+    ExecutionError,
+    InvalidRequestError,
+    NotFoundError,
+    PayloadTooLargeError,
+    PermanentError,
+    TransientError,
+)
+
+# Most specific first is not needed: lookup walks the exception's MRO, so a subclass finds its own row
+# before its parent's.
+STATUS_BY_ERROR: dict[type[ExecutionError], HTTPStatus] = {
+    InvalidRequestError: HTTPStatus.BAD_REQUEST,  # includes UnknownLanguageError
+    PayloadTooLargeError: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+    NotFoundError: HTTPStatus.NOT_FOUND,
+    PermanentError: HTTPStatus.BAD_REQUEST,
+    CapacityExhaustedError: HTTPStatus.SERVICE_UNAVAILABLE,
+    BackendUnavailableError: HTTPStatus.BAD_GATEWAY,
+    DeadlineExceededError: HTTPStatus.GATEWAY_TIMEOUT,
+    TransientError: HTTPStatus.SERVICE_UNAVAILABLE,
+}
+
+# Sent when a capacity error does not say when to come back.
+DEFAULT_RETRY_AFTER_S = 1
+
+# Error codes of failures that never reach the core.
+INVALID_JSON = "invalid_json"
+INVALID_REQUEST = "invalid_request"
+NOT_FOUND = "not_found"
+METHOD_NOT_ALLOWED = "method_not_allowed"
+PAYLOAD_TOO_LARGE = "payload_too_large"
+UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+INTERNAL_ERROR = "internal_error"
+
+
+@dataclass(frozen=True, slots=True)
+class HttpError:
+    status: HTTPStatus
+    error: str
+    message: str
+    headers: dict[str, str] = field(default_factory=dict)
+    execution_id: str | None = None
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"error": self.error, "message": self.message}
+        if self.execution_id is not None:
+            body["execution_id"] = self.execution_id
+        return body
+
+
+def from_execution_error(exc: ExecutionError) -> HttpError:
+    status = next(
+        (STATUS_BY_ERROR[cls] for cls in type(exc).__mro__ if cls in STATUS_BY_ERROR),
+        HTTPStatus.INTERNAL_SERVER_ERROR,
+    )
+    if status is HTTPStatus.INTERNAL_SERVER_ERROR:
+        return internal_error()
+    headers: dict[str, str] = {}
+    if status in (HTTPStatus.SERVICE_UNAVAILABLE, HTTPStatus.TOO_MANY_REQUESTS):
+        retry_after_s = exc.retry_after_s if isinstance(exc, TransientError) else None
+        headers["Retry-After"] = str(retry_after_s or DEFAULT_RETRY_AFTER_S)
+    execution_id = exc.execution_id if isinstance(exc, DeadlineExceededError) else None
+    return HttpError(status, exc.error_code, exc.message, headers=headers, execution_id=execution_id)
+
+
+def invalid_json(detail: str) -> HttpError:
+    return HttpError(HTTPStatus.BAD_REQUEST, INVALID_JSON, f"the request body is not valid JSON ({detail})")
+
+
+def validation_failed(errors: Sequence[dict[str, Any]]) -> HttpError:
+    """A readable sentence listing every offending field path; never the offending values."""
+    problems = "; ".join(_describe(error) for error in errors) or "the request is invalid"
+    return HttpError(HTTPStatus.BAD_REQUEST, INVALID_REQUEST, f"invalid request: {problems}")
+
+
+def not_found(path: str) -> HttpError:
+    return HttpError(HTTPStatus.NOT_FOUND, NOT_FOUND, f"no such path: {path}")
+
+
+def method_not_allowed(method: str, path: str, allowed: Sequence[str]) -> HttpError:
+    allow = ", ".join(allowed)
+    return HttpError(
+        HTTPStatus.METHOD_NOT_ALLOWED,
+        METHOD_NOT_ALLOWED,
+        f"{method} is not allowed on {path}; use {allow}",
+        headers={"Allow": allow},
+    )
+
+
+def body_too_large(size_bytes: int, limit_bytes: int) -> HttpError:
+    return HttpError(
+        HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+        PAYLOAD_TOO_LARGE,
+        f"the request body is {size_bytes} bytes; the limit is {limit_bytes}",
+    )
+
+
+def unsupported_media_type(content_type: str) -> HttpError:
+    return HttpError(
+        HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+        UNSUPPORTED_MEDIA_TYPE,
+        f"the body must be JSON (Content-Type: application/json), not {content_type}",
+    )
+
+
+def internal_error() -> HttpError:
+    return HttpError(
+        HTTPStatus.INTERNAL_SERVER_ERROR, INTERNAL_ERROR, "the service failed unexpectedly; this is a bug"
+    )
+
+
+def _describe(error: dict[str, Any]) -> str:
+    location = field_path(error.get("loc", ()))
+    kind = str(error.get("type", ""))
+    if kind == "extra_forbidden":
+        return f"{location}: unknown field"
+    if kind == "missing" and location == "body":
+        return "body: a JSON object is required"
+    if kind == "model_attributes_type" and location == "body":
+        return "body: must be a JSON object"
+    message = str(error.get("msg") or kind or "invalid value")
+    return f"{location}: {message[:1].lower()}{message[1:]}"
+
+
+def field_path(location: Sequence[object]) -> str:
+    """('body', 'test_cases', 0, 'stdin') -> 'test_cases[0].stdin'; the body itself is 'body'."""
+    parts = list(location)
+    if parts[:1] == ["body"] and len(parts) > 1:
+        parts = parts[1:]
+    path = ""
+    for part in parts:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path or "body"

@@ -1,0 +1,97 @@
+"""The HTTP routes (DESIGN section 1). Each handler: parse (powertools + pydantic) -> one service call -> model."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+
+from functions import observability, wiring
+from functions.api.error_handlers import register_error_handlers
+from functions.core.models import (
+    ErrorResponse,
+    ExecuteRequest,
+    ExecuteResponse,
+    HealthResponse,
+    LanguageInfo,
+)
+from functions.observability import logger
+
+API_TITLE = "code-exec"
+API_VERSION = "1.0"
+API_DESCRIPTION = (
+    "Run Python, JavaScript, C++ or Java in an isolated sandbox and get stdout, stderr, exit code, "
+    "time, memory and a verdict."
+)
+SWAGGER_PATH = "/swagger"
+OPENAPI_PATH = "/openapi.json"
+
+# path -> methods, for the 405 answer (and its Allow header) to a known path with a wrong method.
+ALLOWED_METHODS: dict[str, tuple[str, ...]] = {
+    "/execute": ("POST",),
+    "/health": ("GET",),
+    "/languages": ("GET",),
+    OPENAPI_PATH: ("GET",),
+    SWAGGER_PATH: ("GET",),
+}
+
+app = APIGatewayRestResolver(enable_validation=True)
+app.enable_swagger(path=SWAGGER_PATH, title=API_TITLE, version=API_VERSION, description=API_DESCRIPTION)
+register_error_handlers(app, ALLOWED_METHODS)
+
+
+def _errors(*statuses: HTTPStatus) -> dict[int, OpenAPIResponse]:
+    return {
+        int(status): {
+            "description": status.phrase,
+            "content": {"application/json": {"model": ErrorResponse}},
+        }
+        for status in statuses
+    }
+
+
+@app.post(
+    "/execute",
+    summary="Run code synchronously",
+    responses={
+        200: {"description": "The run finished (whatever the verdict)"},
+        **_errors(
+            HTTPStatus.BAD_REQUEST,
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+            HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+            HTTPStatus.BAD_GATEWAY,
+            HTTPStatus.SERVICE_UNAVAILABLE,
+            HTTPStatus.GATEWAY_TIMEOUT,
+        ),
+    },
+)
+def execute(execute_request: ExecuteRequest) -> ExecuteResponse:
+    response = wiring.get_service().execute(execute_request)
+    observability.record_execution(response)
+    logger.info(
+        "execution finished",
+        extra={
+            "execution_id": response.execution_id,
+            "language": response.language,
+            "verdict": response.verdict.value,
+            "execution_time_s": response.execution_time,
+        },
+    )
+    return response
+
+
+@app.get("/health", summary="Liveness and the configured backend")
+def health() -> HealthResponse:
+    return wiring.get_service().health()
+
+
+@app.get("/languages", summary="Supported languages, their aliases and toolchain versions")
+def languages() -> list[LanguageInfo]:
+    return wiring.get_service().languages()
+
+
+@app.get(OPENAPI_PATH, include_in_schema=False)
+def openapi() -> Response[str]:
+    schema = app.get_openapi_json_schema(title=API_TITLE, version=API_VERSION, description=API_DESCRIPTION)
+    return Response(status_code=200, content_type="application/json", body=schema)

@@ -1,0 +1,184 @@
+"""`python -m functions …`: serve the API locally, run a source file from a terminal, list languages."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import sys
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from functions import observability, wiring
+from functions.api.handler import lambda_handler
+from functions.core.errors import ExecutionError
+from functions.core.languages import LanguageRegistry, LanguageSpec
+from functions.core.models import ExecuteRequest, ExecuteResponse
+from functions.core.verdicts import Verdict
+from functions.local_server import LocalApiServer
+from functions.settings import get_settings
+
+USAGE_ERROR_EXIT = 2
+NO_EXIT_CODE_EXIT = 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    # Everything after "--" belongs to the program: argparse cannot take it once options followed FILE.
+    program_args: list[str] = []
+    if "--" in arguments:
+        split = arguments.index("--")
+        arguments, program_args = arguments[:split], arguments[split + 1 :]
+    parser = _parser()
+    options = parser.parse_args(arguments)
+    command: str = options.command
+    if program_args and command != "run":
+        parser.error("only 'run' takes program arguments after '--'")
+    options.args = [*getattr(options, "args", []), *program_args]
+    if command == "serve":
+        return serve(options.host, options.port, access_log=not options.quiet)
+    if command == "languages":
+        return list_languages()
+    return run_file(options)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m functions", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve_cmd = commands.add_parser("serve", help="serve the HTTP API (the Lambda handler) locally")
+    serve_cmd.add_argument("--host", default="127.0.0.1")
+    serve_cmd.add_argument("--port", type=int, default=8000)
+    serve_cmd.add_argument("--quiet", action="store_true", help="no access log lines")
+
+    run_cmd = commands.add_parser(
+        "run",
+        help="run a source file in the sandbox and print its output and verdict",
+        description="Program arguments that start with '-' go after '--'.",
+    )
+    run_cmd.add_argument("file", type=Path)
+    run_cmd.add_argument("args", nargs="*", help="command-line arguments of the program")
+    run_cmd.add_argument("--language", "-l", help="language or alias (default: from the file extension)")
+    run_cmd.add_argument("--stdin", help="file to feed as standard input ('-' = this terminal's stdin)")
+    run_cmd.add_argument("--timeout", type=float, help="wall-clock limit in seconds")
+    run_cmd.add_argument("--memory-mb", type=int, help="memory limit in MiB")
+    run_cmd.add_argument("--json", action="store_true", help="print the raw /execute response")
+
+    commands.add_parser("languages", help="list the supported languages and toolchain versions")
+    return parser
+
+
+def serve(host: str, port: int, *, access_log: bool) -> int:
+    observability.set_metrics_enabled(False)
+    service = wiring.get_service()  # fail now, not on the first request, if the backend cannot start
+    log = (lambda line: print(line, file=sys.stderr, flush=True)) if access_log else None
+    try:
+        server = LocalApiServer(
+            (host, port),
+            handler=lambda_handler,
+            queue_wait_s=get_settings().local_queue_wait_s,
+            access_log=log,
+        )
+    except OSError as exc:
+        print(f"error: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
+        return 1
+    print(f"code-exec on {server.url} (backend: {service.backend.name})", flush=True)
+    print(f"  POST {server.url}/execute   Swagger UI: {server.url}/swagger   Ctrl-C stops", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("stopped", file=sys.stderr)
+    finally:
+        server.server_close()
+    return 0
+
+
+def list_languages() -> int:
+    rows = [("language", "aliases", "version", "compiled", "file")]
+    rows += [
+        (info.name, ", ".join(info.aliases), info.version, "yes" if info.compiled else "no", info.file_name)
+        for info in wiring.get_service().languages()
+    ]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def run_file(options: argparse.Namespace) -> int:
+    observability.set_metrics_enabled(False)
+    observability.quiet_logs()
+    service = wiring.get_service()
+    try:
+        source = Path(options.file).read_bytes()
+        stdin = _read_stdin(options.stdin)
+        language = options.language or _language_for(options.file, service.registry).name
+        request = ExecuteRequest(
+            language=language,
+            code=base64.b64encode(source).decode("ascii"),
+            stdin=base64.b64encode(stdin).decode("ascii"),
+            timeout=options.timeout,
+            memory_limit_mb=options.memory_mb,
+            args=list(options.args),
+        )
+        response = service.execute(request)
+    except OSError as exc:
+        print(f"error: {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return USAGE_ERROR_EXIT
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        print(f"error: {problems}", file=sys.stderr)
+        return USAGE_ERROR_EXIT
+    except ExecutionError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return USAGE_ERROR_EXIT
+    if options.json:
+        print(response.model_dump_json(indent=2))
+    else:
+        _print_for_a_person(response)
+    return NO_EXIT_CODE_EXIT if response.exit_code is None else response.exit_code
+
+
+def _read_stdin(option: str | None) -> bytes:
+    if option is None:
+        return b""
+    if option == "-":
+        return sys.stdin.buffer.read()
+    return Path(option).read_bytes()
+
+
+def _language_for(path: Path, registry: LanguageRegistry) -> LanguageSpec:
+    suffix = path.suffix.lower()
+    for language in registry.all():
+        if suffix and Path(language.file_name).suffix.lower() == suffix:
+            return language
+    raise ExecutionError(f"cannot tell the language of {path.name} from its extension; pass --language")
+
+
+def _print_for_a_person(response: ExecuteResponse) -> None:
+    sys.stdout.write(response.stdout)
+    sys.stdout.flush()
+    if response.compile_output and response.verdict is not Verdict.COMPILATION_ERROR:
+        sys.stderr.write(response.compile_output)
+    sys.stderr.write(response.stderr)
+    if (response.stdout or response.stderr) and not (response.stdout + response.stderr).endswith("\n"):
+        sys.stderr.write("\n")
+    print(verdict_line(response), file=sys.stderr)
+
+
+def verdict_line(response: ExecuteResponse) -> str:
+    exit_text = "no exit code" if response.exit_code is None else f"exit {response.exit_code}"
+    if response.signal:
+        exit_text += f" ({response.signal})"
+    parts = [
+        response.verdict.value,
+        exit_text,
+        f"{response.execution_time:.3f} s wall",
+        f"{response.cpu_time:.3f} s cpu",
+        f"{response.memory_kb / 1024:.1f} MiB",
+        f"{response.language} {response.language_version}".strip(),
+    ]
+    truncated = [name for name in ("stdout", "stderr") if getattr(response.truncated, name)]
+    if truncated:
+        parts.append(" and ".join(truncated) + " truncated")
+    return "-- " + " | ".join(parts)

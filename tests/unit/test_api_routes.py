@@ -1,0 +1,207 @@
+"""The routes through `lambda_handler` with a fake backend: response shapes, documentation, logs, metrics."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from functions import observability
+from functions.core.protocol import CaseReport, CompileReport, RunnerReport, b64decode, b64encode
+from functions.core.verdicts import Verdict
+from tests.conftest import FakeBackend, Invoke
+
+SEED_BODY = {"language": "python", "code": base64.b64encode(b'print("Hello, World!")').decode()}
+SEED_FIELDS = {"status", "stdout", "stderr", "execution_time", "exit_code"}
+NEW_FIELDS = {
+    "verdict", "compile_output", "signal", "memory_kb", "cpu_time", "truncated",
+    "execution_id", "language", "language_version",
+}  # fmt: skip
+
+Logs = Callable[[], list[dict[str, Any]]]
+
+
+def test_execute_answers_the_seed_request_with_the_seed_fields_and_the_new_ones(
+    invoke: Invoke, fake_backend: FakeBackend
+) -> None:
+    # Given the seed's example request
+    # When it is posted
+    response = invoke("POST", "/execute", SEED_BODY)
+
+    # Then 200 with every seed field and every new one, from the backend's report
+    body = response.json()
+    assert response.status == 200
+    assert set(body) >= SEED_FIELDS | NEW_FIELDS
+    assert (body["status"], body["stdout"], body["exit_code"]) == ("success", "hi\n", 0)
+    assert (body["verdict"], body["language"], body["language_version"]) == ("accepted", "python", "9.9")
+    # and the backend got the decoded source
+    assert b64decode(fake_backend.tasks[0].source_b64) == b'print("Hello, World!")'
+
+
+ALIASES = {"py": "python", "js": "javascript", "node": "javascript", "c++": "cpp", "JAVA": "java"}
+
+
+@pytest.mark.parametrize(("alias", "canonical"), ALIASES.items(), ids=ALIASES.keys())
+def test_aliases_resolve_to_the_canonical_language(
+    alias: str, canonical: str, invoke: Invoke, fake_backend: FakeBackend
+) -> None:
+    response = invoke("POST", "/execute", {"language": alias, "encoding": "text", "code": "x"})
+
+    assert response.status == 200
+    assert response.json()["language"] == canonical
+    assert fake_backend.tasks[0].language.name == canonical
+
+
+def test_text_encoding_takes_code_and_stdin_verbatim(invoke: Invoke, fake_backend: FakeBackend) -> None:
+    invoke("POST", "/execute", {"language": "py", "encoding": "text", "code": "print(2)", "stdin": "é\n"})
+
+    task = fake_backend.tasks[0]
+    assert b64decode(task.source_b64) == b"print(2)"
+    assert b64decode(task.cases[0].stdin_b64) == "é\n".encode()
+
+
+def test_test_cases_come_back_per_case(invoke: Invoke, fake_backend: FakeBackend) -> None:
+    # Given a backend that compiled once and judged two cases, the second wrong
+    fake_backend.report = RunnerReport(
+        language_version="12",
+        compile=CompileReport(succeeded=True, exit_code=0, output_b64=b64encode(b"warning: x")),
+        cases=[
+            CaseReport(verdict=Verdict.ACCEPTED, exit_code=0, stdout_b64=b64encode(b"2\n")),
+            CaseReport(verdict=Verdict.WRONG_ANSWER, exit_code=0, stdout_b64=b64encode(b"4\n")),
+        ],
+    )
+    cases = [{"stdin": "1", "expected_output": "2"}, {"stdin": "2", "expected_output": "5"}]
+
+    # When the cases are posted
+    response = invoke(
+        "POST", "/execute", {"language": "cpp", "encoding": "text", "code": "x", "test_cases": cases}
+    )
+
+    # Then the top level has the first failing case's verdict, the compile output once, and one result per case
+    body = response.json()
+    assert (body["status"], body["verdict"], body["compile_output"]) == (
+        "failed",
+        "wrong_answer",
+        "warning: x",
+    )
+    assert [result["verdict"] for result in body["test_results"]] == ["accepted", "wrong_answer"]
+    assert len(fake_backend.tasks) == 1
+    assert len(fake_backend.tasks[0].cases) == 2
+
+
+def test_health_names_the_backend(invoke: Invoke, fake_backend: FakeBackend) -> None:
+    response = invoke("GET", "/health")
+
+    assert (response.status, response.json()) == (200, {"status": "healthy", "backend": "fake"})
+
+
+def test_languages_lists_every_runner_folder(invoke: Invoke, fake_backend: FakeBackend) -> None:
+    response = invoke("GET", "/languages")
+
+    languages = {language["name"]: language for language in response.json()}
+    assert response.status == 200
+    assert {"python", "javascript", "cpp", "java"} <= set(languages)
+    assert languages["cpp"]["compiled"] is True
+    assert "node" in languages["javascript"]["aliases"]
+
+
+def test_openapi_document_describes_the_api(invoke: Invoke, fake_backend: FakeBackend) -> None:
+    response = invoke("GET", "/openapi.json")
+
+    document = response.json()
+    assert response.status == 200
+    assert {"/execute", "/health", "/languages"} <= set(document["paths"])
+    execute = document["paths"]["/execute"]["post"]
+    assert {"200", "400", "413", "503", "504"} <= set(execute["responses"])
+    assert "ExecuteRequest" in json.dumps(execute["requestBody"])
+
+
+def test_swagger_ui_works_offline(invoke: Invoke, fake_backend: FakeBackend) -> None:
+    # When the Swagger UI page is fetched
+    response = invoke("GET", "/swagger")
+
+    # Then it is HTML with Swagger UI's script inlined: the page loads nothing from a CDN
+    page = response.body.decode()
+    assert response.status == 200
+    assert (response.header("content-type") or "").startswith("text/html")
+    assert "SwaggerUIBundle" in page
+    assert "<script src=" not in page
+    assert "/execute" in page
+
+
+def test_logs_carry_the_api_gateway_request_id_as_correlation_id(
+    invoke: Invoke, fake_backend: FakeBackend, api_event: Any, structured_logs: Logs
+) -> None:
+    # Given an event with a known API Gateway request id
+    invoke("POST", "/execute", SEED_BODY)
+
+    # Then the execution's log line carries it, with the verdict and language
+    finished = [record for record in structured_logs() if record["message"] == "execution finished"]
+    assert len(finished) == 1
+    record = finished[0]
+    assert record["correlation_id"] == record["function_request_id"]  # the local server uses one id for both
+    assert (record["language"], record["verdict"], record["service"]) == ("python", "accepted", "code-exec")
+
+
+@pytest.fixture
+def metrics_on() -> Iterator[None]:
+    previous = observability.metrics_enabled()
+    observability.set_metrics_enabled(True)
+    yield
+    observability.set_metrics_enabled(previous)
+
+
+def _emf_documents(text: str) -> list[dict[str, Any]]:
+    documents = [json.loads(line) for line in text.splitlines() if line.startswith('{"_aws"')]
+    return [document for document in documents if "_aws" in document]
+
+
+def test_each_execution_is_counted_by_language_and_verdict(
+    invoke: Invoke, fake_backend: FakeBackend, metrics_on: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # When one run finishes
+    invoke("POST", "/execute", SEED_BODY)
+
+    # Then one EMF document counts it under its language and verdict
+    documents = _emf_documents(capsys.readouterr().out)
+    assert len(documents) == 1
+    document = documents[0]
+    metric_names = {metric["Name"] for metric in document["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
+    assert {"Executions", "ExecutionTime"} <= metric_names
+    assert sorted(document["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0]) == [
+        "language",
+        "service",
+        "verdict",
+    ]
+    assert (document["language"], document["verdict"], document["Executions"]) == (
+        "python",
+        "accepted",
+        [1.0],
+    )
+
+
+def test_refusals_are_counted_by_error_code(
+    invoke: Invoke, fake_backend: FakeBackend, metrics_on: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    invoke("POST", "/execute", {"language": "cobol", "code": "eA=="})
+
+    documents = _emf_documents(capsys.readouterr().out)
+    assert [(document["error"], document["Errors"]) for document in documents] == [
+        ("unknown_language", [1.0])
+    ]
+
+
+def test_metrics_stay_quiet_when_disabled(
+    invoke: Invoke, fake_backend: FakeBackend, capsys: pytest.CaptureFixture[str]
+) -> None:
+    previous = observability.metrics_enabled()
+    observability.set_metrics_enabled(False)
+    try:
+        invoke("POST", "/execute", SEED_BODY)
+    finally:
+        observability.set_metrics_enabled(previous)
+
+    assert _emf_documents(capsys.readouterr().out) == []
