@@ -34,14 +34,114 @@ run: setup ## Start the service on http://$(HOST):$(PORT) (local sandbox backend
 .PHONY: lint
 lint: $(STAMP) ## ruff, mypy --strict and import-linter
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check functions runners tests
-	$(VENV)/bin/mypy functions runners/runner tests
+	$(VENV)/bin/ruff format --check functions runners tests cdk app.py scripts
+	$(VENV)/bin/mypy functions runners/runner tests cdk app.py scripts
 	$(VENV)/bin/lint-imports
 
 .PHONY: test-unit
 test-unit: setup ## Unit, integration and security tests (no cluster)
 	$(VENV)/bin/pytest -m "not cluster" $(PYTEST_ARGS)
 
+.PHONY: cluster-build
+cluster-build: $(STAMP) ## Build (once, cached) etcd, kube-apiserver, controller-manager, scheduler, kustomize with Go
+	$(PY) -m tests.cluster.build
+
+.PHONY: cluster-up
+cluster-up: setup cluster-build ## Start the test Kubernetes control plane + node agent in the background (.cluster/)
+	$(PY) -m tests.cluster.harness up --dir .cluster
+
+.PHONY: cluster-down
+cluster-down: $(STAMP) ## Stop everything `make cluster-up` started
+	$(PY) -m tests.cluster.harness down --dir .cluster
+
+.PHONY: test-cluster
+test-cluster: setup cluster-build ## The real-control-plane suite alone (tests/cluster)
+	$(VENV)/bin/pytest tests/cluster $(PYTEST_ARGS)
+
 .PHONY: test
-test: setup lint ## Everything: lint, type checks, layering, every test suite
+test: setup lint cluster-build ## Everything: lint, type checks, layering, every test suite
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# ---- Deploy (issue 5): Lambda bundle, CDK app, runner images. docs/deploy.md explains the flow. ----------
+ENV ?= dev
+CDK_ARGS ?=
+CDK_CLI_VERSION ?= 2.1148.1
+CDK := JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 npx --yes aws-cdk@$(CDK_CLI_VERSION)
+CDK_CONTEXT = -c environment=$(ENV) $(CDK_ARGS)
+# `make synth` is offline: a dummy account/region unless the environment names real ones.
+SYNTH_ACCOUNT ?= 123456789012
+SYNTH_REGION ?= us-east-1
+# Recursively expanded: the AWS CLI is only asked when an ECR target runs.
+AWS_REGION ?= $(shell aws configure get region 2>/dev/null)
+AWS_ACCOUNT_ID ?= $(shell aws sts get-caller-identity --query Account --output text 2>/dev/null)
+ECR_REGISTRY ?= $(AWS_ACCOUNT_ID).dkr.ecr.$(AWS_REGION).amazonaws.com
+IMAGE_TAG ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo dev)
+IMAGE_PLATFORM ?= linux/amd64
+# language=image pairs from runners/*/language.json: a new language folder needs no Makefile change.
+RUNNER_IMAGES = $(shell python3 -c 'import glob, json; print(" ".join(d["name"] + "=" + d["image"] for d in (json.load(open(p)) for p in sorted(glob.glob("runners/*/language.json")))))')
+
+.PHONY: build
+build: $(STAMP) ## Build the Lambda bundle in build/lambda (pip wheels for Lambda's platform, no Docker)
+	$(PY) scripts/build_lambda_bundle.py
+
+.PHONY: synth
+synth: build ## Synthesize the CDK app offline into cdk.out (cdk-nag enforced), then cfn-lint the templates
+	rm -rf cdk.out
+	CDK_DEFAULT_ACCOUNT=$${CDK_DEFAULT_ACCOUNT:-$(SYNTH_ACCOUNT)} CDK_DEFAULT_REGION=$${CDK_DEFAULT_REGION:-$(SYNTH_REGION)} \
+		CDK_CONTEXT_JSON='{"environment": "$(ENV)"}' JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 $(PY) app.py
+	$(VENV)/bin/cfn-lint --non-zero-exit-code error cdk.out/*.template.json
+	@ls -1 cdk.out/*.template.json
+
+.PHONY: bootstrap
+bootstrap: $(STAMP) ## Once per account/region: cdk bootstrap (asset bucket + image repository the deploy uses)
+	$(CDK) bootstrap $(CDK_CONTEXT)
+
+.PHONY: diff
+diff: build ## Show what `make deploy` would change (ENV=dev|prod, CDK_ARGS="-c key=value ...")
+	$(CDK) diff $(CDK_CONTEXT)
+
+.PHONY: deploy
+deploy: build ## Deploy the stack: builds and pushes the runner images, Lambda, API, EKS access, monitoring
+	$(CDK) deploy $(CDK_CONTEXT)
+
+.PHONY: destroy
+destroy: $(STAMP) ## Delete the stack (prod keeps its ECR repositories and logs)
+	$(CDK) destroy $(CDK_CONTEXT)
+
+.PHONY: create-ecr-repos
+create-ecr-repos: ## Create code-exec-runner-<language> ECR repos (scan on push, immutable tags, lifecycle)
+	@for pair in $(RUNNER_IMAGES); do image=$${pair#*=}; \
+		if aws ecr describe-repositories --region "$(AWS_REGION)" --repository-names "$$image" >/dev/null 2>&1; then \
+			echo "exists:  $$image"; continue; fi; \
+		aws ecr create-repository --region "$(AWS_REGION)" --repository-name "$$image" \
+			--image-scanning-configuration scanOnPush=true --image-tag-mutability IMMUTABLE \
+			--encryption-configuration encryptionType=AES256 >/dev/null || exit 1; \
+		aws ecr put-lifecycle-policy --region "$(AWS_REGION)" --repository-name "$$image" \
+			--lifecycle-policy-text file://scripts/ecr-lifecycle-policy.json >/dev/null || exit 1; \
+		echo "created: $$image"; done
+
+.PHONY: login-ecr
+login-ecr: ## docker login to this account's ECR registry
+	aws ecr get-login-password --region "$(AWS_REGION)" | docker login --username AWS --password-stdin "$(ECR_REGISTRY)"
+
+.PHONY: build-push-runners
+build-push-runners: ## buildx + push every runner image as $(ECR_REGISTRY)/<image>:$(IMAGE_TAG) (IMAGE_PLATFORM=linux/amd64)
+	@for pair in $(RUNNER_IMAGES); do language=$${pair%%=*}; image=$${pair#*=}; \
+		echo "building $$image:$(IMAGE_TAG) for $(IMAGE_PLATFORM)"; \
+		docker buildx build --platform "$(IMAGE_PLATFORM)" --file "runners/$$language/Dockerfile" \
+			--tag "$(ECR_REGISTRY)/$$image:$(IMAGE_TAG)" --provenance=false --push runners/ || exit 1; done
+
+.PHONY: deploy-prebuilt
+deploy-prebuilt: create-ecr-repos login-ecr build-push-runners build ## Seed flow: push images yourself, deploy pointing at them
+	$(CDK) deploy $(CDK_CONTEXT) -c imageSource=registry -c imageTag=$(IMAGE_TAG)
+
+.PHONY: bench-bundle
+bench-bundle: build ## Lambda bundle size and cold import time (Python 3.12, the Lambda runtime's version)
+	$(PY) -m tests.bench.bundle_bench
+
+.PHONY: bench
+bench: bench-bundle bench-runs ## Benchmarks: bundle size, cold start, sandbox and service overhead vs bare toolchains
+
+.PHONY: bench-runs
+bench-runs: setup ## Hello world per language: bare toolchain vs runner vs sandbox vs HTTP handler (ratios)
+	POWERTOOLS_METRICS_DISABLED=true POWERTOOLS_LOG_LEVEL=WARNING $(PY) -m tests.bench.bench_runs
