@@ -1,0 +1,124 @@
+"""The execute Lambda: the API handler, configured for the Kubernetes backend on EKS."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from cdk.config import LAMBDA_TIMEOUT_S, SYNC_BUDGET_S, DeploySettings
+from cdk.lifecycle import removal_policy, retention
+from cdk.nag import acknowledge
+
+HANDLER = "functions.api.handler.lambda_handler"
+
+
+class ExecuteFunction(Construct):
+    """`function` answers POST /execute, GET /health, /languages and /openapi.json behind API Gateway."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: DeploySettings,
+        image_uris: dict[str, str],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = cdk.Stack.of(self)
+        self.log_group = logs.LogGroup(
+            self, "Logs", retention=retention(settings), removal_policy=removal_policy(settings)
+        )
+        # Our own role with a policy naming our own log group, instead of the managed basic execution
+        # policy (logs:* on every group). EKS access adds eks:DescribeCluster on the one cluster.
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="Execute Lambda: writes its logs, reads its EKS cluster, creates runner Jobs via RBAC",
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[self.log_group.log_group_arn],
+            )
+        )
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            description="code-exec: runs untrusted code as one Kubernetes Job per request",
+            runtime=lambda_.Runtime.PYTHON_3_12,
+            # x86_64, not arm64: the bundle's native wheels (pydantic-core) are built for the same platform
+            # as CI, so the bundle-import test exercises the exact artifact we deploy. arm64 would save ~20%
+            # of a function that mostly waits on the Kubernetes API; switch both this and the bundle's pip
+            # --platform together if that matters more than testing the shipped bytes.
+            architecture=lambda_.Architecture.X86_64,
+            handler=HANDLER,
+            code=lambda_.Code.from_asset(settings.lambda_bundle_dir),
+            memory_size=settings.lambda_memory_mb,
+            timeout=cdk.Duration.seconds(LAMBDA_TIMEOUT_S),
+            tracing=lambda_.Tracing.ACTIVE,
+            log_group=self.log_group,
+            role=self.role,
+            environment=self._environment(settings, stack, image_uris),
+        )
+        if settings.subnet_ids:
+            self._place_in_vpc(settings)
+        acknowledge(
+            self.function,
+            "AwsSolutions-L1",
+            "The runtime is pinned to Python 3.12 on purpose: the bundle's native wheels are built and "
+            "import-tested for cp312, so the runtime moves only together with `make build`.",
+        )
+        acknowledge(
+            self.role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "X-Ray tracing: xray:PutTraceSegments and xray:PutTelemetryRecords have no resource-level "
+            "permissions, so the statement CDK adds for active tracing must name '*'.",
+        )
+
+    @staticmethod
+    def _environment(
+        settings: DeploySettings, stack: cdk.Stack, image_uris: dict[str, str]
+    ) -> dict[str, str]:
+        """Names match functions/settings.py (EXEC_ prefix) and Powertools' own variables."""
+        return {
+            "POWERTOOLS_SERVICE_NAME": settings.service_name,
+            "POWERTOOLS_METRICS_NAMESPACE": settings.metrics_namespace,
+            "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",  # responses carry users' program output
+            "LOG_LEVEL": settings.log_level,
+            "EXEC_LOG_LEVEL": settings.log_level,
+            "EXEC_SERVICE_NAME": settings.service_name,
+            # The handler's Metrics(namespace=...) reads this one; the dashboard searches the same namespace.
+            "EXEC_METRICS_NAMESPACE": settings.metrics_namespace,
+            "EXEC_BACKEND": "kubernetes",
+            "EXEC_K8S_AUTH": "eks",
+            "EXEC_EKS_CLUSTER_NAME": settings.cluster_name,
+            "EXEC_K8S_NAMESPACE": settings.namespace,
+            "EXEC_SYNC_BUDGET_S": str(SYNC_BUDGET_S),
+            # language name -> image reference; the repository URIs are tokens, so let CloudFormation
+            # render the JSON.
+            "EXEC_RUNNER_IMAGES": stack.to_json_string(image_uris),
+        }
+
+    def _place_in_vpc(self, settings: DeploySettings) -> None:
+        """Subnets/security groups by id (L1): no VPC lookup, so synth stays offline."""
+        cfn_function = self.function.node.default_child
+        assert isinstance(cfn_function, lambda_.CfnFunction)  # noqa: S101 - construct invariant
+        cfn_function.vpc_config = lambda_.CfnFunction.VpcConfigProperty(
+            subnet_ids=list(settings.subnet_ids), security_group_ids=list(settings.security_group_ids)
+        )
+        vpc_policy = iam.ManagedPolicy.from_aws_managed_policy_name(
+            "service-role/AWSLambdaVPCAccessExecutionRole"
+        )
+        self.role.add_managed_policy(vpc_policy)
+        # The ENI permissions must exist before the function is created in the VPC.
+        self.function.node.add_dependency(self.role)
+        acknowledge(
+            self.role,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole]",
+            "A Lambda in a VPC needs the ENI actions of this AWS managed policy; ec2:Describe* calls in it "
+            "have no resource-level form, so a hand-written copy would not be narrower.",
+        )

@@ -1,0 +1,60 @@
+"""The service stack: one construct per concern, wired in one place.
+
+Seam for the Step Functions issue: add a `Workflow` construct after `api` that receives
+`images.image_uris`, calls `eks_access.grant(...)` for its task Lambdas' roles, and adds its
+/executions routes to `api.api`; monitoring takes its state machine the same way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aws_cdk as cdk
+from constructs import Construct
+
+from cdk.config import DeploySettings
+from cdk.eks_access import EksAccess
+from cdk.execute_function import ExecuteFunction
+from cdk.monitoring import Monitoring
+from cdk.rest_api import RestApi
+from cdk.runner_images import RunnerImages
+
+
+class CodeExecStack(cdk.Stack):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, settings: DeploySettings, runners_dir: Path
+    ) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            env=cdk.Environment(account=settings.account, region=settings.region),
+            description=f"code-exec ({settings.environment}): API Gateway -> Lambda -> EKS Jobs",
+        )
+        cdk.Tags.of(self).add("service", settings.service_name)
+        cdk.Tags.of(self).add("environment", settings.environment)
+
+        self.images = RunnerImages(self, "RunnerImages", settings=settings, runners_dir=runners_dir)
+        self.execute = ExecuteFunction(self, "Execute", settings=settings, image_uris=self.images.image_uris)
+        for deployment in self.images.deployments:
+            self.execute.function.node.add_dependency(deployment)
+        self.eks_access = EksAccess(self, "EksAccess", settings=settings)
+        self.eks_access.grant("ExecuteAccessEntry", self.execute.role)
+        self.api = RestApi(self, "Api", settings=settings, handler=self.execute.function)
+        self.monitoring = Monitoring(
+            self, "Monitoring", settings=settings, function=self.execute.function, api=self.api.api
+        )
+        self._outputs(settings)
+
+    def _outputs(self, settings: DeploySettings) -> None:
+        cdk.CfnOutput(self, "ApiUrl", value=self.api.api.url, description="Base URL of the REST API stage")
+        if self.api.api_key is not None:
+            cdk.CfnOutput(
+                self,
+                "ApiKeyId",
+                value=self.api.api_key.key_id,
+                description="aws apigateway get-api-key --include-value --api-key <id> prints the key",
+            )
+        cdk.CfnOutput(self, "RunnerNamespace", value=settings.namespace)
+        cdk.CfnOutput(self, "ExecuteRoleArn", value=self.execute.role.role_arn)
+        for language, uri in sorted(self.images.image_uris.items()):
+            cdk.CfnOutput(self, f"RunnerImage{language.capitalize()}", value=uri)
