@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -98,6 +100,8 @@ class ExecuteFunction(Construct):
             "EXEC_EKS_CLUSTER_NAME": settings.cluster_name,
             "EXEC_K8S_NAMESPACE": settings.namespace,
             "EXEC_SYNC_BUDGET_S": str(SYNC_BUDGET_S),
+            # The handler adds Access-Control-Allow-Origin to real responses for these origins.
+            "EXEC_CORS_ORIGINS": json.dumps(list(settings.cors_origins)),
             # language name -> image reference; the repository URIs are tokens, so let CloudFormation
             # render the JSON.
             "EXEC_RUNNER_IMAGES": stack.to_json_string(image_uris),

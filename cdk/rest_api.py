@@ -11,6 +11,7 @@ from constructs import Construct
 from cdk.config import API_INTEGRATION_TIMEOUT_S, DeploySettings
 from cdk.lifecycle import removal_policy, retention
 from cdk.nag import acknowledge
+from functions.api.cors import CORS_ALLOW_HEADERS
 
 # (path, method) -> the handler's routes (DESIGN section 1). The Step Functions issue adds /executions.
 ROUTES: tuple[tuple[str, str], ...] = (
@@ -19,7 +20,6 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("languages", "GET"),
     ("openapi.json", "GET"),
 )
-CORS_HEADERS = ["Content-Type", "X-Api-Key", "Authorization", "X-Amz-Date", "X-Amz-Security-Token"]
 
 
 class RestApi(Construct):
@@ -92,7 +92,7 @@ class RestApi(Construct):
         return apigw.CorsOptions(
             allow_origins=list(settings.cors_origins),
             allow_methods=["GET", "POST", "OPTIONS"],
-            allow_headers=CORS_HEADERS,
+            allow_headers=CORS_ALLOW_HEADERS,
             max_age=cdk.Duration.hours(1),
         )
 

@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     k8s_api_backoff_s: float = Field(default=0.2, gt=0)
     k8s_api_timeout_s: float = Field(default=10.0, gt=0)
 
+    # Browser origins allowed to call the API (JSON list; ["*"] for any). Empty: no CORS headers.
+    cors_origins: list[str] = Field(default_factory=list)
+
     log_level: str = "INFO"
     service_name: str = "code-exec"
     metrics_namespace: str = "CodeExec"

@@ -8,6 +8,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
 from functions import observability, wiring
+from functions.api.cors import cors_config
 from functions.api.error_handlers import register_error_handlers
 from functions.core.models import (
     ErrorResponse,
@@ -17,6 +18,7 @@ from functions.core.models import (
     LanguageInfo,
 )
 from functions.observability import logger
+from functions.settings import get_settings
 
 API_TITLE = "code-exec"
 API_VERSION = "1.0"
@@ -36,7 +38,7 @@ ALLOWED_METHODS: dict[str, tuple[str, ...]] = {
     SWAGGER_PATH: ("GET",),
 }
 
-app = APIGatewayRestResolver(enable_validation=True)
+app = APIGatewayRestResolver(enable_validation=True, cors=cors_config(get_settings()))
 app.enable_swagger(path=SWAGGER_PATH, title=API_TITLE, version=API_VERSION, description=API_DESCRIPTION)
 register_error_handlers(app, ALLOWED_METHODS)
 
