@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import base64
+import signal
 import sys
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from functions import observability, wiring
-from functions.api.handler import lambda_handler
 from functions.core.errors import ExecutionError
 from functions.core.languages import LanguageRegistry, LanguageSpec
 from functions.core.models import ExecuteRequest, ExecuteResponse
@@ -72,25 +72,32 @@ def serve(host: str, port: int, *, access_log: bool) -> int:
     observability.set_metrics_enabled(False)
     service = wiring.get_service()  # fail now, not on the first request, if the backend cannot start
     log = (lambda line: print(line, file=sys.stderr, flush=True)) if access_log else None
+    settings = get_settings()
     try:
-        server = LocalApiServer(
-            (host, port),
-            handler=lambda_handler,
-            queue_wait_s=get_settings().local_queue_wait_s,
-            access_log=log,
-        )
+        server = LocalApiServer.for_settings((host, port), settings, access_log=log)
     except OSError as exc:
         print(f"error: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
         return 1
-    print(f"code-exec on {server.url} (backend: {service.backend.name})", flush=True)
-    print(f"  POST {server.url}/execute   Swagger UI: {server.url}/swagger   Ctrl-C stops", flush=True)
+    # `kill`, a container runtime or a process manager stops the server the way Ctrl-C does: workers included.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
+        server.warm()
+        workers = settings.local_max_concurrency
+        print(f"code-exec on {server.url} (backend: {service.backend.name}, {workers} workers)", flush=True)
+        print(f"  POST {server.url}/execute   Swagger UI: {server.url}/swagger   Ctrl-C stops", flush=True)
         server.serve_forever()
+    except ExecutionError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("stopped", file=sys.stderr)
     finally:
         server.server_close()
     return 0
+
+
+def _interrupt(signal_number: int, frame: object) -> None:  # noqa: ARG001 - the signal handler signature
+    raise KeyboardInterrupt
 
 
 def list_languages() -> int:

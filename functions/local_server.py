@@ -1,16 +1,20 @@
 """`make run`: a stdlib HTTP server that turns each request into an API Gateway REST proxy event (payload
-1.0) and calls the same `lambda_handler` that runs in Lambda, then turns its proxy response back into HTTP.
+1.0), has it handled as Lambda would, and turns the proxy response back into HTTP.
 
-Like one Lambda container, it hands the handler one event at a time: powertools' resolver keeps the current
-event in class-level state, so two concurrent invocations in one process would read each other's requests.
-A request that cannot get the handler within `EXEC_LOCAL_QUEUE_WAIT_S` is answered 503 + Retry-After.
+The HTTP front is threaded; the handler runs behind an invoker (`functions.local_lambda`). By default that is
+`LambdaContainers`: N worker processes (N = `EXEC_LOCAL_MAX_CONCURRENCY`), each one Lambda container that
+calls `functions.api.handler.lambda_handler` one event at a time, so N requests (and N sandboxes) run at once.
+Processes, because powertools' resolver keeps the current event in class-level state: two invocations in
+one process would read each other's requests. A request that cannot get a container within
+`EXEC_LOCAL_QUEUE_WAIT_S` is answered 503 + Retry-After; one whose worker process dies is answered 502
+`backend_unavailable` and the worker is replaced. Closing the server stops every worker. A test that injects
+its own `handler` callable gets the in-process mode instead (`SerialInvoker`: one lock, one event at a time).
 """
 
 from __future__ import annotations
 
 import base64
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -20,40 +24,20 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
-from functions.api.errors import HttpError, body_too_large, from_execution_error
+from functions.api.errors import HttpError, body_too_large
 from functions.api.handler import proxy_response
-from functions.core.errors import CapacityExhaustedError
+from functions.local_lambda import Invoker, LocalLambdaContext, ProxyHandler, SerialInvoker
+from functions.local_workers import LambdaContainers, WorkerTarget
+from functions.settings import Settings
 
-ProxyHandler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
+# LocalLambdaContext lives in functions.local_lambda; tests and the bench import it from here.
+__all__ = ["MAX_PAYLOAD_BYTES", "LocalApiServer", "LocalLambdaContext", "build_event", "response_parts"]
 
 STAGE = "local"
-FUNCTION_NAME = "code-exec-local"
 # API Gateway refuses payloads above 10 MB before invoking anything; so do we, without reading them.
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
-# API Gateway's default integration timeout is 29 s; the handler sees this as its remaining time.
-INVOCATION_TIMEOUT_S = 29.0
 SOCKET_TIMEOUT_S = 60.0
 HOP_BY_HOP_HEADERS = frozenset({"connection", "content-length", "transfer-encoding", "keep-alive"})
-
-
-class LocalLambdaContext(LambdaContext):
-    """The attributes powertools and our handler read from a real Lambda context."""
-
-    def __init__(self, *, request_id: str, timeout_s: float = INVOCATION_TIMEOUT_S) -> None:
-        self._function_name = FUNCTION_NAME
-        self._function_version = "$LATEST"
-        self._invoked_function_arn = f"arn:aws:lambda:local:000000000000:function:{FUNCTION_NAME}"
-        self._memory_limit_in_mb = 1024
-        self._aws_request_id = request_id
-        self._log_group_name = f"/aws/lambda/{FUNCTION_NAME}"
-        self._log_stream_name = "local"
-        self._deadline_s = time.monotonic() + timeout_s
-
-    # The real context's method reads the invocation's deadline; powertools' stub declares a staticmethod.
-    def get_remaining_time_in_millis(self) -> int:  # type: ignore[override]
-        return max(0, int((self._deadline_s - time.monotonic()) * 1000))
 
 
 def build_event(
@@ -149,20 +133,63 @@ class LocalApiServer(ThreadingHTTPServer):
         self,
         address: tuple[str, int],
         *,
-        handler: ProxyHandler,
         queue_wait_s: float,
+        handler: ProxyHandler | None = None,
+        workers: int = 1,
+        worker_target: WorkerTarget | None = None,
         access_log: Callable[[str], None] | None = None,
     ) -> None:
-        super().__init__(address, _RequestHandler)
-        self.proxy_handler = handler
-        self.queue_wait_s = queue_wait_s
+        """`handler` given: that callable in this process, one event at a time. Otherwise `workers`
+        processes run `worker_target` (default: `lambda_handler`), one event each at a time."""
+        self.invoker: Invoker = (
+            SerialInvoker(handler, queue_wait_s=queue_wait_s)
+            if handler is not None
+            else LambdaContainers(workers, queue_wait_s=queue_wait_s, target=worker_target)
+        )
+        try:
+            super().__init__(address, _RequestHandler)
+        except BaseException:
+            self.invoker.close()
+            raise
         self.access_log = access_log
-        self.invoke_lock = threading.Lock()
+
+    @classmethod
+    def for_settings(
+        cls,
+        address: tuple[str, int],
+        settings: Settings,
+        *,
+        access_log: Callable[[str], None] | None = None,
+    ) -> LocalApiServer:
+        """What `make run` serves: `lambda_handler` in `EXEC_LOCAL_MAX_CONCURRENCY` worker processes."""
+        return cls(
+            address,
+            queue_wait_s=settings.local_queue_wait_s,
+            workers=settings.local_max_concurrency,
+            access_log=access_log,
+        )
 
     @property
     def url(self) -> str:
         host, port = self.server_address[0], self.server_address[1]
         return f"http://{host!s}:{port}"
+
+    @property
+    def in_flight(self) -> int:
+        """Requests holding a container right now."""
+        return self.invoker.in_flight.count
+
+    def wait_until_in_flight(self, count: int, *, timeout_s: float) -> bool:
+        return self.invoker.in_flight.wait_until(count, timeout_s=timeout_s)
+
+    def warm(self) -> None:
+        """Start the worker processes now (imports, service), so the first requests do not pay for it."""
+        self.invoker.warm()
+
+    def server_close(self) -> None:
+        """Close the socket, then stop the workers (none is left running when this returns)."""
+        super().server_close()
+        self.invoker.close()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that hangs up mid-response is routine; anything else keeps the stdlib's report."""
@@ -171,18 +198,7 @@ class LocalApiServer(ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
     def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
-        """Call the handler as one Lambda container would: one event at a time."""
-        if not self.invoke_lock.acquire(timeout=self.queue_wait_s):
-            return proxy_response(
-                from_execution_error(
-                    CapacityExhaustedError("the local server is busy with another request; retry shortly")
-                )
-            )
-        try:
-            context = LocalLambdaContext(request_id=event["requestContext"]["requestId"])
-            return self.proxy_handler(event, context)
-        finally:
-            self.invoke_lock.release()
+        return self.invoker.invoke(event)
 
 
 class _RequestHandler(BaseHTTPRequestHandler):

@@ -134,12 +134,11 @@ class RunningServer:
 
 @pytest.fixture(scope="session")
 def local_server() -> Iterator[RunningServer]:
-    """The local HTTP server (real handler, real service from `wiring`) on a free port of 127.0.0.1."""
+    """The local HTTP server as `make run` builds it (real handler in worker processes) on 127.0.0.1."""
     metrics_were_enabled = observability.metrics_enabled()
     observability.set_metrics_enabled(False)
-    server = LocalApiServer(
-        ("127.0.0.1", 0), handler=lambda_handler, queue_wait_s=get_settings().local_queue_wait_s
-    )
+    server = LocalApiServer.for_settings(("127.0.0.1", 0), get_settings())
+    server.warm()
     thread = threading.Thread(target=server.serve_forever, name="local-api-server", daemon=True)
     thread.start()
     try:

@@ -1,0 +1,67 @@
+"""The Kubernetes ExecutionBackend: create the Job, watch its pod, read the report, always delete."""
+
+from __future__ import annotations
+
+import logging
+
+from functions.backends.kubernetes.client import create_api_client
+from functions.backends.kubernetes.job_builder import JobTemplate
+from functions.backends.kubernetes.jobs import JobOperations
+from functions.backends.kubernetes.pod_watch import BudgetExhaustedError
+from functions.backends.kubernetes.retry import RetryPolicy
+from functions.core.errors import DeadlineExceededError, ExecutionError
+from functions.core.protocol import RunnerReport, RunnerTask
+from functions.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+# The delete after a run may not hold the caller's response for long; the sweeper and the TTL back it up.
+CLEANUP_BUDGET_S = 3.0
+
+
+class KubernetesBackend:
+    name = "kubernetes"
+
+    def __init__(self, jobs: JobOperations) -> None:
+        self.jobs = jobs
+
+    def run(self, task: RunnerTask, *, budget_s: float) -> RunnerReport:
+        deadline = self.jobs.clock() + budget_s
+        name = self.jobs.submit(task, deadline=deadline)
+        try:
+            pod, observation = self.jobs.wait(name, deadline=deadline)
+            return self.jobs.report(name, pod, observation, language_version=task.language.version)
+        except BudgetExhaustedError as exc:
+            raise DeadlineExceededError(
+                f"the run did not finish within {budget_s:g} s", execution_id=task.execution_id
+            ) from exc
+        finally:
+            self._delete(name)
+
+    def _delete(self, name: str) -> None:
+        # Never mask the run's own outcome: a Job we fail to delete is the sweeper's (and the TTL's) job.
+        try:
+            self.jobs.cancel(name, deadline=self.jobs.clock() + CLEANUP_BUDGET_S)
+        except ExecutionError as exc:
+            logger.warning("could not delete job", extra={"job": name, "error": exc.message})
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(
+        max_attempts=settings.k8s_api_max_attempts,
+        base_backoff_s=settings.k8s_api_backoff_s,
+        quota_retry_after_s=settings.k8s_quota_retry_after_s,
+    )
+
+
+def create_operations(settings: Settings) -> JobOperations:
+    return JobOperations(
+        create_api_client(settings),
+        JobTemplate.from_settings(settings),
+        retry_policy(settings),
+        request_timeout_s=settings.k8s_api_timeout_s,
+    )
+
+
+def create_backend(settings: Settings) -> KubernetesBackend:
+    return KubernetesBackend(create_operations(settings))

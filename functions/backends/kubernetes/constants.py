@@ -1,0 +1,38 @@
+"""Names shared by the Job builder, the k8s/ manifests, the CDK access entry and the test node agent.
+
+Kept free of imports so CDK code and test harnesses can import it without the Kubernetes client.
+"""
+
+from __future__ import annotations
+
+# The Kubernetes group the controller identity (the Lambda's IAM role via an EKS access entry, or the test
+# cluster's controller client certificate) belongs to. k8s/base/rbac.yaml binds the runner Role to it.
+CONTROLLER_GROUP = "code-exec:controllers"
+
+# Labels every Job and pod of ours carries; the sweeper and the NetworkPolicy select on them.
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY_VALUE = "code-exec"
+COMPONENT_LABEL = "app.kubernetes.io/component"
+COMPONENT_VALUE = "runner"
+LANGUAGE_LABEL = "code-exec/language"
+EXECUTION_ID_LABEL = "code-exec/execution-id"
+# Epoch seconds after which the Job is an orphan (its run can no longer be waited for by anyone).
+DEADLINE_LABEL = "code-exec/deadline"
+# Annotation: the language version, so a report can be built from the Job alone (Step Functions poll).
+LANGUAGE_VERSION_ANNOTATION = "code-exec/language-version"
+# Set by the Job controller on every pod of a Job (Kubernetes >= 1.27).
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+
+# The one container of a runner pod and what it runs: the runner program every image places here.
+CONTAINER_NAME = "runner"
+RUNNER_COMMAND = ("python3", "/opt/runner/runner.py")
+TMP_VOLUME_NAME = "tmp"
+TMP_MOUNT_PATH = "/tmp"  # noqa: S108 - the sandbox's private scratch dir, an emptyDir with a size limit
+
+# How the task travels in the pod's env (runners/runner reads the same names).
+TASK_CHUNKS_ENV = "RUNNER_TASK_CHUNKS"
+TASK_CHUNK_ENV_PREFIX = "RUNNER_TASK_"
+# Kubernetes keeps each env value well under 128 KiB; 96 KiB chunks leave room for the rest of the spec.
+TASK_CHUNK_BYTES = 96 * 1024
+
+JOB_NAME_PREFIX = "exec-"

@@ -1,0 +1,243 @@
+"""The one pure function that turns a runner task into a hardened `V1Job` (golden-tested).
+
+No I/O and no clock: the caller passes `now_s`, so the same task and settings give the same Job.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from kubernetes.client import (
+    V1Capabilities,
+    V1Container,
+    V1EmptyDirVolumeSource,
+    V1EnvVar,
+    V1Job,
+    V1JobSpec,
+    V1ObjectMeta,
+    V1PodSecurityContext,
+    V1PodSpec,
+    V1PodTemplateSpec,
+    V1ResourceRequirements,
+    V1SeccompProfile,
+    V1SecurityContext,
+    V1Volume,
+    V1VolumeMount,
+)
+
+from functions.backends.kubernetes.constants import (
+    COMPONENT_LABEL,
+    COMPONENT_VALUE,
+    CONTAINER_NAME,
+    DEADLINE_LABEL,
+    EXECUTION_ID_LABEL,
+    JOB_NAME_PREFIX,
+    LANGUAGE_LABEL,
+    LANGUAGE_VERSION_ANNOTATION,
+    MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE,
+    RUNNER_COMMAND,
+    TASK_CHUNK_BYTES,
+    TASK_CHUNK_ENV_PREFIX,
+    TASK_CHUNKS_ENV,
+    TMP_MOUNT_PATH,
+    TMP_VOLUME_NAME,
+)
+from functions.core.languages import LanguageSpec
+from functions.core.protocol import RunnerTask, TaskLimits
+from functions.settings import Settings
+
+_DNS_LABEL_MAX = 63
+# Pods of a Job get a 6-character suffix; a short Job name keeps every derived name valid.
+_JOB_NAME_MAX = 52
+_NOT_DNS = re.compile(r"[^a-z0-9-]+")
+
+
+@dataclass(frozen=True, slots=True)
+class JobTemplate:
+    """The settings the Job builder reads, and nothing else."""
+
+    namespace: str
+    image_registry: str = ""
+    image_tag: str = "latest"
+    images: Mapping[str, str] = field(default_factory=dict)
+    service_account: str = "runner"
+    runner_uid: int = 10001
+    runner_gid: int = 10001
+    cpu_request: str = "100m"
+    cpu_limit: str = "500m"
+    memory_request_mb: int = 128
+    tmp_size_mb: int = 64
+    job_ttl_s: int = 300
+    deadline_grace_s: float = 10.0
+    runtime_class_name: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> JobTemplate:
+        return cls(
+            namespace=settings.k8s_namespace,
+            image_registry=settings.runner_image_registry,
+            image_tag=settings.runner_image_tag,
+            images=dict(settings.runner_images),
+            service_account=settings.k8s_service_account,
+            runner_uid=settings.runner_uid,
+            runner_gid=settings.runner_gid,
+            cpu_request=settings.k8s_cpu_request,
+            cpu_limit=settings.k8s_cpu_limit,
+            memory_request_mb=settings.k8s_memory_request_mb,
+            tmp_size_mb=settings.k8s_tmp_size_mb,
+            job_ttl_s=settings.k8s_job_ttl_s,
+            deadline_grace_s=settings.k8s_deadline_grace_s,
+            runtime_class_name=settings.k8s_runtime_class_name,
+        )
+
+
+def image_for(language: LanguageSpec, template: JobTemplate) -> str:
+    """`images[name]` when configured, else `<registry>/<language.image>:<tag>` (registry optional)."""
+    override = template.images.get(language.name)
+    if override:
+        return override
+    repository = (
+        f"{template.image_registry.rstrip('/')}/{language.image}"
+        if template.image_registry
+        else (language.image)
+    )
+    return f"{repository}:{template.image_tag}"
+
+
+def job_name(execution_id: str) -> str:
+    """A DNS-1123 label derived from the execution id, so a retried create finds the same Job."""
+    slug = _NOT_DNS.sub("-", execution_id.lower()).strip("-")
+    if not slug:
+        raise ValueError(f"execution id {execution_id!r} has no usable character for a Job name")
+    return (JOB_NAME_PREFIX + slug)[:_JOB_NAME_MAX].rstrip("-")
+
+
+def label_value(text: str) -> str:
+    """A valid label value: at most 63 of [a-z0-9-], starting and ending alphanumeric."""
+    return _NOT_DNS.sub("-", text.lower()).strip("-")[:_DNS_LABEL_MAX].rstrip("-")
+
+
+def active_deadline_s(limits: TaskLimits, grace_s: float) -> int:
+    """The runner enforces compile and run limits itself; the Job deadline is the backstop beyond them."""
+    return math.ceil(limits.compile_timeout_s + limits.total_budget_s + grace_s)
+
+
+def encode_task_chunks(task: RunnerTask) -> list[str]:
+    """Base64 of the task JSON, cut into env-sized pieces (each env string must stay under 128 KiB)."""
+    encoded = base64.b64encode(task.model_dump_json().encode("utf-8")).decode("ascii")
+    return [encoded[start : start + TASK_CHUNK_BYTES] for start in range(0, len(encoded), TASK_CHUNK_BYTES)]
+
+
+def task_env(task: RunnerTask) -> list[V1EnvVar]:
+    chunks = encode_task_chunks(task)
+    return [
+        V1EnvVar(name=TASK_CHUNKS_ENV, value=str(len(chunks))),
+        *(
+            V1EnvVar(name=f"{TASK_CHUNK_ENV_PREFIX}{index}", value=chunk)
+            for index, chunk in enumerate(chunks)
+        ),
+    ]
+
+
+def decode_task_env(env: Mapping[str, str]) -> RunnerTask:
+    """The inverse of `task_env`, as the runner does it (used by tests and the test node agent)."""
+    count = int(env[TASK_CHUNKS_ENV])
+    encoded = "".join(env[f"{TASK_CHUNK_ENV_PREFIX}{index}"] for index in range(count))
+    return RunnerTask.model_validate_json(base64.b64decode(encoded, validate=True))
+
+
+def build_job(task: RunnerTask, template: JobTemplate, *, now_s: float) -> V1Job:
+    name = job_name(task.execution_id)
+    deadline_s = active_deadline_s(task.limits, template.deadline_grace_s)
+    # Past this instant nobody waits for the Job any more: the sweeper may delete it.
+    orphan_after_s = math.ceil(now_s + deadline_s + template.deadline_grace_s)
+    labels = {
+        MANAGED_BY_LABEL: MANAGED_BY_VALUE,
+        COMPONENT_LABEL: COMPONENT_VALUE,
+        LANGUAGE_LABEL: label_value(task.language.name),
+        EXECUTION_ID_LABEL: label_value(task.execution_id),
+    }
+    annotations = {LANGUAGE_VERSION_ANNOTATION: task.language.version}
+    return V1Job(
+        api_version="batch/v1",
+        kind="Job",
+        metadata=V1ObjectMeta(
+            name=name,
+            namespace=template.namespace,
+            labels={**labels, DEADLINE_LABEL: str(orphan_after_s)},
+            annotations=annotations,
+        ),
+        spec=V1JobSpec(
+            backoff_limit=0,
+            active_deadline_seconds=deadline_s,
+            ttl_seconds_after_finished=template.job_ttl_s,
+            template=V1PodTemplateSpec(
+                metadata=V1ObjectMeta(labels=labels, annotations=annotations),
+                spec=_pod_spec(task, template),
+            ),
+        ),
+    )
+
+
+def _pod_spec(task: RunnerTask, template: JobTemplate) -> V1PodSpec:
+    return V1PodSpec(
+        restart_policy="Never",
+        service_account_name=template.service_account,
+        automount_service_account_token=False,
+        enable_service_links=False,
+        host_network=False,
+        host_pid=False,
+        host_ipc=False,
+        runtime_class_name=template.runtime_class_name,
+        # The runner writes its report before it exits; nothing needs a long grace on deletion.
+        termination_grace_period_seconds=1,
+        security_context=V1PodSecurityContext(
+            run_as_non_root=True,
+            run_as_user=template.runner_uid,
+            run_as_group=template.runner_gid,
+            fs_group=template.runner_gid,
+            seccomp_profile=V1SeccompProfile(type="RuntimeDefault"),
+        ),
+        containers=[_container(task, template)],
+        volumes=[
+            V1Volume(
+                name=TMP_VOLUME_NAME,
+                empty_dir=V1EmptyDirVolumeSource(size_limit=f"{template.tmp_size_mb}Mi"),
+            )
+        ],
+    )
+
+
+def _container(task: RunnerTask, template: JobTemplate) -> V1Container:
+    memory_limit_mb = task.language.sandbox_memory_mb(task.limits.memory_limit_mb)
+    return V1Container(
+        name=CONTAINER_NAME,
+        image=image_for(task.language, template),
+        image_pull_policy="IfNotPresent",
+        command=list(RUNNER_COMMAND),
+        env=[V1EnvVar(name="TMPDIR", value=TMP_MOUNT_PATH), *task_env(task)],
+        resources=V1ResourceRequirements(
+            requests={
+                "cpu": template.cpu_request,
+                "memory": f"{min(template.memory_request_mb, memory_limit_mb)}Mi",
+            },
+            limits={"cpu": template.cpu_limit, "memory": f"{memory_limit_mb}Mi"},
+        ),
+        security_context=V1SecurityContext(
+            run_as_non_root=True,
+            run_as_user=template.runner_uid,
+            run_as_group=template.runner_gid,
+            privileged=False,
+            allow_privilege_escalation=False,
+            read_only_root_filesystem=True,
+            capabilities=V1Capabilities(drop=["ALL"]),
+            seccomp_profile=V1SeccompProfile(type="RuntimeDefault"),
+        ),
+        volume_mounts=[V1VolumeMount(name=TMP_VOLUME_NAME, mount_path=TMP_MOUNT_PATH)],
+        termination_message_policy="FallbackToLogsOnError",
+    )

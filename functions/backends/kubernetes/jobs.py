@@ -1,0 +1,277 @@
+"""The Job operations: submit / wait / status / result / cancel / sweep.
+
+`KubernetesBackend.run` strings them together for a synchronous request; the Step Functions workflow
+calls submit, then status and result from its poll task, and cancel from its cleanup.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import cast
+
+import urllib3
+from kubernetes.client import ApiClient, BatchV1Api, CoreV1Api, V1Job, V1Pod
+from kubernetes.client.exceptions import ApiException
+
+from functions.backends.kubernetes.constants import (
+    CONTAINER_NAME,
+    DEADLINE_LABEL,
+    JOB_NAME_LABEL,
+    LANGUAGE_VERSION_ANNOTATION,
+    MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE,
+)
+from functions.backends.kubernetes.job_builder import JobTemplate, build_job
+from functions.backends.kubernetes.pod_state import (
+    DEADLINE_EXCEEDED,
+    OOM_KILLED,
+    PodObservation,
+    PodPhase,
+    job_failure_reason,
+    memory_limit_mb,
+    observe_pod,
+)
+from functions.backends.kubernetes.pod_watch import MIN_REQUEST_TIMEOUT_S, PodWatcher
+from functions.backends.kubernetes.report import assemble_report, parse_report
+from functions.backends.kubernetes.retry import ApiErrorKind, RetryPolicy
+from functions.core.errors import BackendUnavailableError, NotFoundError
+from functions.core.protocol import RunnerReport, RunnerTask
+
+logger = logging.getLogger(__name__)
+
+# A report of 64 test cases with two capped streams each stays far below this.
+MAX_LOG_BYTES = 32 * 1024 * 1024
+_NOT_FOUND = frozenset({ApiErrorKind.NOT_FOUND})
+
+
+class RunState(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    FINISHED = "finished"  # result() now returns the report
+
+
+@dataclass(frozen=True, slots=True)
+class JobStatus:
+    name: str
+    state: RunState
+
+
+class JobOperations:
+    def __init__(
+        self,
+        api_client: ApiClient,
+        template: JobTemplate,
+        retry: RetryPolicy,
+        *,
+        request_timeout_s: float = 10.0,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.api_client = api_client
+        self._batch = BatchV1Api(api_client)
+        self._core = CoreV1Api(api_client)
+        self._watcher = PodWatcher(self._core, template.namespace, retry)
+        self._template = template
+        self._namespace = template.namespace
+        self._retry = retry
+        self._request_timeout_s = request_timeout_s
+        self._wall_clock = wall_clock
+
+    @property
+    def namespace(self) -> str:
+        return self._namespace
+
+    def clock(self) -> float:
+        """Monotonic seconds: the clock every `deadline` here is measured on."""
+        return self._retry.clock()
+
+    def submit(self, task: RunnerTask, *, deadline: float | None = None) -> str:
+        """Create the Job; idempotent, since the name derives from the execution id."""
+        job = build_job(task, self._template, now_s=self._wall_clock())
+        name = str(job.metadata.name)  # type: ignore[union-attr]  # build_job always sets metadata
+        try:
+            self._retry.call(
+                "create job",
+                lambda: self._batch.create_namespaced_job(
+                    self._namespace, job, _request_timeout=self._timeout(deadline)
+                ),
+                deadline=deadline,
+                passthrough=frozenset({ApiErrorKind.CONFLICT}),
+            )
+        except ApiException:
+            logger.info("job already exists (an earlier create went through)", extra={"job": name})
+        return name
+
+    def wait(self, name: str, *, deadline: float) -> tuple[V1Pod, PodObservation]:
+        """Watch the Job's pod until it ends or can never start (see `PodWatcher`)."""
+        return self._watcher.wait(name, deadline=deadline)
+
+    def status(self, name: str) -> JobStatus:
+        job = self._read_job(name)
+        pod = self._newest_pod(name)
+        observation = observe_pod(pod) if pod is not None else PodObservation(PodPhase.PENDING)
+        if observation.phase is PodPhase.UNSTARTABLE:
+            raise _unstartable(observation)
+        if observation.finished or job_failure_reason(job, now=self._now()) is not None:
+            return JobStatus(name, RunState.FINISHED)
+        return JobStatus(
+            name, RunState.RUNNING if observation.phase is PodPhase.RUNNING else RunState.PENDING
+        )
+
+    def result(self, name: str) -> RunnerReport | None:
+        """The run's report once it has finished, else None."""
+        job = self._read_job(name)
+        pod = self._newest_pod(name)
+        observation = observe_pod(pod) if pod is not None else PodObservation(PodPhase.GONE)
+        if not observation.finished or (pod is None and job_failure_reason(job, now=self._now()) is None):
+            return None
+        return self.report(name, pod, observation, job=job)
+
+    def report(
+        self,
+        name: str,
+        pod: V1Pod | None,
+        observation: PodObservation,
+        *,
+        job: V1Job | None = None,
+        language_version: str | None = None,
+    ) -> RunnerReport:
+        """What the runner wrote, completed from pod and Job status; raises for a pod that never started."""
+        if observation.phase is PodPhase.UNSTARTABLE:
+            raise _unstartable(observation)
+        log = None
+        if observation.phase is PodPhase.TERMINATED and observation.pod_name:
+            log = self._read_log(observation.pod_name)
+        report = parse_report(log) if log else None
+        needs_job = job is None and (
+            language_version is None or (report is None and observation.reason != OOM_KILLED)
+        )
+        if needs_job:
+            with contextlib.suppress(NotFoundError):  # deleted under us: explained below as a lost pod
+                job = self._read_job(name)
+        if language_version is None:
+            annotations = (job.metadata.annotations if job and job.metadata else None) or {}
+            language_version = annotations.get(LANGUAGE_VERSION_ANNOTATION, "")
+        failure = job_failure_reason(job, now=self._now()) if job is not None else None
+        if observation.phase is PodPhase.GONE and failure != DEADLINE_EXCEEDED:
+            # Not our deadline: someone deleted the pod (node drain, preemption, a cancel).
+            raise BackendUnavailableError("the runner pod was deleted before it finished")
+        return assemble_report(
+            observation,
+            report,
+            job_failure=failure,
+            language_version=language_version,
+            memory_limit_mb=memory_limit_mb(pod),
+        )
+
+    def cancel(self, name: str, *, deadline: float | None = None) -> None:
+        """Delete the Job and, in the background, its pods; a Job already gone is fine."""
+        with contextlib.suppress(ApiException):  # only 404 passes through the retry
+            self._retry.call(
+                "delete job",
+                lambda: self._batch.delete_namespaced_job(
+                    name,
+                    self._namespace,
+                    propagation_policy="Background",
+                    _request_timeout=self._timeout(deadline),
+                ),
+                deadline=deadline,
+                passthrough=_NOT_FOUND,
+            )
+
+    def sweep_orphans(self, now_s: float) -> list[str]:
+        """Delete this service's Jobs whose deadline label is in the past; returns their names."""
+        jobs = self._retry.call(
+            "list jobs",
+            lambda: self._batch.list_namespaced_job(
+                self._namespace,
+                label_selector=f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE},{DEADLINE_LABEL}",
+                _request_timeout=self._request_timeout_s,
+            ),
+        )
+        swept: list[str] = []
+        for job in jobs.items:
+            labels = (job.metadata.labels if job.metadata else None) or {}
+            name = job.metadata.name if job.metadata else None
+            deadline = labels.get(DEADLINE_LABEL, "")
+            if name and deadline.isdigit() and int(deadline) < now_s:
+                self.cancel(name)
+                swept.append(name)
+        return swept
+
+    def _read_job(self, name: str) -> V1Job:
+        try:
+            return self._retry.call(
+                "read job",
+                lambda: self._batch.read_namespaced_job(
+                    name, self._namespace, _request_timeout=self._request_timeout_s
+                ),
+                passthrough=_NOT_FOUND,
+            )
+        except ApiException as exc:
+            raise NotFoundError(f"no execution Job {name!r} in namespace {self._namespace}") from exc
+
+    def _newest_pod(self, name: str) -> V1Pod | None:
+        pods = self._retry.call(
+            "list pods",
+            lambda: self._core.list_namespaced_pod(
+                self._namespace,
+                label_selector=f"{JOB_NAME_LABEL}={name}",
+                _request_timeout=self._request_timeout_s,
+            ),
+        )
+        # backoffLimit 0 means one pod; should a controller ever make two, the newest speaks.
+        return max(
+            pods.items,
+            key=lambda pod: (
+                (pod.metadata.creation_timestamp if pod.metadata else None)
+                or datetime.min.replace(tzinfo=UTC)
+            ),
+            default=None,
+        )
+
+    def _read_log(self, pod_name: str) -> bytes | None:
+        try:
+            # With _preload_content=False the client returns the raw urllib3 response (its annotation says
+            # str): the bytes are read as they are, never through the client's deserializer.
+            response = cast(
+                "urllib3.BaseHTTPResponse",
+                self._retry.call(
+                    "read pod log",
+                    lambda: self._core.read_namespaced_pod_log(
+                        pod_name,
+                        self._namespace,
+                        container=CONTAINER_NAME,
+                        limit_bytes=MAX_LOG_BYTES,
+                        _preload_content=False,
+                        _request_timeout=self._request_timeout_s,
+                    ),
+                    passthrough=_NOT_FOUND,
+                ),
+            )
+        except ApiException:
+            return None  # the pod is gone, and its log with it
+        try:
+            return response.data
+        finally:
+            response.release_conn()
+
+    def _timeout(self, deadline: float | None) -> float:
+        if deadline is None:
+            return self._request_timeout_s
+        return max(MIN_REQUEST_TIMEOUT_S, min(self._request_timeout_s, deadline - self._retry.clock()))
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._wall_clock(), tz=UTC)
+
+
+def _unstartable(observation: PodObservation) -> BackendUnavailableError:
+    return BackendUnavailableError(
+        f"the runner container could not start: {observation.reason}"
+        + (f" ({observation.message.strip()[:200]})" if observation.message.strip() else "")
+    )

@@ -1,0 +1,216 @@
+"""The execution contract over the Kubernetes backend, through the Lambda handler, on the real control plane.
+
+The programs and the expected verdicts are the local backend's (tests/integration/test_http_contract.py):
+the same request gives the same verdict whichever backend runs it. Every run here is one Job created by
+`KubernetesBackend` as the controller group in the PSA-`restricted` runner-dev namespace, scheduled by the
+real scheduler, run by the node agent in the local sandbox, its report read back through `pods/log`.
+After every test no Job or pod of ours is left.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from functions.backends.kubernetes.job_builder import JobTemplate
+from functions.backends.kubernetes.jobs import JobOperations, RunState
+from functions.backends.kubernetes.retry import RetryPolicy
+from functions.core.errors import NotFoundError
+from functions.core.languages import load_registry
+from functions.core.models import ExecuteRequest
+from functions.core.protocol import RunnerTask, b64decode
+from functions.core.spec import build_task
+from functions.core.verdicts import Verdict
+from functions.settings import Settings
+from functions.wiring import sync_policy
+from tests.cluster.test_kubernetes_backend_support import Deployment, deployment, nothing_left
+from tests.cluster.waits import job_condition, wait_job_finished, wait_pod_terminated
+from tests.conftest import Invoke
+from tests.integration.test_http_contract import (
+    ALLOCATE_512_MB,
+    COMPILE_ERROR,
+    COMPILED,
+    DOUBLE,
+    ECHO_STDIN,
+    EXIT_3,
+    HELLO,
+    INFINITE_LOOP,
+    LANGUAGES,
+    PRINT_ARGS,
+)
+
+pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("deployment", "nothing_left")]
+__all__ = ["deployment", "nothing_left"]  # fixtures, re-exported for pytest
+
+
+def execute(invoke: Invoke, language: str, code: str, **fields: Any) -> dict[str, Any]:
+    response = invoke("POST", "/execute", {"language": language, "code": code, "encoding": "text", **fields})
+    assert response.status == 200, response.body[:500]
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def test_health_names_the_kubernetes_backend(invoke: Invoke) -> None:
+    response = invoke("GET", "/health")
+    assert (response.status, response.json()) == (200, {"status": "healthy", "backend": "kubernetes"})
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_hello_world(invoke: Invoke, language: str) -> None:
+    # Given a hello-world program / When it runs as a Job / Then it is accepted with the right output
+    body = execute(invoke, language, HELLO[language])
+    assert (body["status"], body["verdict"], body["stdout"], body["exit_code"]) == (
+        "success",
+        "accepted",
+        "Hello, World!\n",
+        0,
+    )
+    assert body["language"] == language
+    assert body["language_version"]
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_stdin_is_echoed(invoke: Invoke, language: str) -> None:
+    stdin = "line one\nzwei ünïcödé\n3\n"
+    body = execute(invoke, language, ECHO_STDIN[language], stdin=stdin)
+    assert (body["verdict"], body["stdout"]) == ("accepted", stdin)
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_args_reach_the_program(invoke: Invoke, language: str) -> None:
+    body = execute(invoke, language, PRINT_ARGS[language], args=["a b", "-x", "ç"])
+    assert (body["verdict"], body["stdout"]) == ("accepted", "a b -x ç\n")
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_non_zero_exit_is_a_runtime_error(invoke: Invoke, language: str) -> None:
+    body = execute(invoke, language, EXIT_3[language])
+    assert (body["status"], body["verdict"], body["exit_code"]) == ("failed", "runtime_error", 3)
+
+
+@pytest.mark.parametrize("language", COMPILED)
+def test_compile_error(invoke: Invoke, language: str) -> None:
+    body = execute(invoke, language, COMPILE_ERROR[language])
+    assert (body["status"], body["verdict"]) == ("failed", "compilation_error")
+    assert body["compile_output"].strip()
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_infinite_loop_is_time_limit_exceeded(invoke: Invoke, language: str) -> None:
+    body = execute(invoke, language, INFINITE_LOOP[language], timeout=2)
+    assert (body["status"], body["verdict"], body["exit_code"]) == ("failed", "time_limit_exceeded", 124)
+    assert body["stderr"].strip()
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_allocation_beyond_the_limit_is_memory_limit_exceeded(invoke: Invoke, language: str) -> None:
+    body = execute(invoke, language, ALLOCATE_512_MB[language], memory_limit_mb=64)
+    assert (body["status"], body["verdict"]) == ("failed", "memory_limit_exceeded"), body["stderr"][-500:]
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_test_cases_are_judged_per_case(invoke: Invoke, language: str) -> None:
+    # Given three cases, the second with a wrong expected output
+    cases = [
+        {"stdin": "1\n", "expected_output": "2"},
+        {"stdin": "2\n", "expected_output": "5"},
+        {"stdin": "3\n", "expected_output": "6\n\n"},
+    ]
+    # When they run in one Job
+    body = execute(invoke, language, DOUBLE[language], test_cases=cases)
+    # Then each case has its verdict and the top level reports the first failure
+    results = body["test_results"]
+    assert [result["verdict"] for result in results] == ["accepted", "wrong_answer", "accepted"]
+    assert [result["stdout"] for result in results] == ["2\n", "4\n", "6\n"]
+    assert (body["status"], body["verdict"]) == ("failed", "wrong_answer")
+    if language in COMPILED:
+        assert len({result["stderr"] for result in results}) == 1  # one compilation for all cases
+
+
+def test_large_stdin_travels_in_several_env_chunks(invoke: Invoke) -> None:
+    # Given stdin larger than one 96 KiB env chunk (after two rounds of base64)
+    stdin = "".join(f"{index:07d}\n" for index in range(40_000))  # 320 KB
+    # When echoed by a Job
+    body = execute(invoke, "python", "import sys\nprint(len(sys.stdin.read()))", stdin=stdin)
+    # Then the program saw every byte
+    assert (body["verdict"], body["stdout"]) == ("accepted", f"{len(stdin)}\n")
+
+
+def test_budget_exhausted_is_504_with_the_execution_id_and_the_job_deleted(
+    invoke: Invoke, deployment: Deployment
+) -> None:
+    # Given a synchronous budget shorter than the program's own time limit
+    deployment.build(sync_budget_s=2.0)
+    # When a program sleeps past the budget
+    response = invoke(
+        "POST",
+        "/execute",
+        {"language": "python", "code": "import time\ntime.sleep(30)", "encoding": "text", "timeout": 20},
+    )
+    # Then the caller gets 504 with the execution id (and `nothing_left` proves the Job was deleted)
+    assert response.status == 504, response.body[:500]
+    assert response.json()["execution_id"]
+
+
+# --- the operations the Step Functions workflow calls: submit, status, result, cancel -----------------------
+
+
+def _task(code: str, **limits: Any) -> RunnerTask:
+    settings = Settings()
+    task = build_task(
+        ExecuteRequest(language="python", code=code, encoding="text"),
+        load_registry(settings.runners_dir),
+        sync_policy(settings),
+    )
+    return task.model_copy(update={"limits": task.limits.model_copy(update=limits)}) if limits else task
+
+
+def test_submit_status_result_cancel(
+    deployment: Deployment, cluster_namespace: str, admin_api_client: client.ApiClient
+) -> None:
+    jobs = deployment.backends[-1].jobs
+    # Given a submitted run that takes a moment
+    name = jobs.submit(_task('import time\ntime.sleep(1)\nprint("done")'))
+    # Then, while it runs, it is not finished and has no result
+    assert jobs.status(name).state in {RunState.PENDING, RunState.RUNNING}
+    assert jobs.result(name) is None
+    # When its pod has ended
+    wait_pod_terminated(client.CoreV1Api(admin_api_client), cluster_namespace, name, timeout_s=60)
+    # Then it is finished and the result is the runner's report
+    assert jobs.status(name).state is RunState.FINISHED
+    report = jobs.result(name)
+    assert report is not None
+    assert [(case.verdict, b64decode(case.stdout_b64)) for case in report.cases] == [
+        (Verdict.ACCEPTED, b"done\n")
+    ]
+    # And cancel deletes it, twice without complaint
+    jobs.cancel(name)
+    jobs.cancel(name)
+    with pytest.raises(NotFoundError):
+        jobs.status(name)
+
+
+def test_job_deadline_is_time_limit_exceeded(
+    deployment: Deployment, cluster_namespace: str, admin_api_client: client.ApiClient
+) -> None:
+    # Given a Job whose own deadline (compile 0.5 s + budget 1 s, no grace -> 2 s) is far shorter than the
+    # program's time limit, so Kubernetes, not the runner, ends it
+    backend = deployment.backends[-1]
+    jobs = JobOperations(
+        backend.jobs.api_client,
+        JobTemplate(namespace=cluster_namespace, deadline_grace_s=0),
+        RetryPolicy(),
+    )
+    name = jobs.submit(
+        _task("import time\ntime.sleep(60)", timeout_s=20, compile_timeout_s=0.5, total_budget_s=1)
+    )
+    # When the Job controller fails it for its deadline
+    failed = wait_job_finished(client.BatchV1Api(admin_api_client), cluster_namespace, name, timeout_s=60)
+    assert job_condition(failed, "Failed") is not None
+    # Then its result is time_limit_exceeded, as the runner reports a timeout
+    report = jobs.result(name)
+    assert report is not None
+    assert [(case.verdict, case.exit_code) for case in report.cases] == [(Verdict.TIME_LIMIT_EXCEEDED, 124)]
+    jobs.cancel(name)
