@@ -69,7 +69,8 @@ def _errors(*statuses: HTTPStatus) -> dict[int, OpenAPIResponse]:
     },
 )
 def execute(execute_request: ExecuteRequest) -> ExecuteResponse:
-    response = wiring.get_service().execute(execute_request)
+    remaining_s = app.lambda_context.get_remaining_time_in_millis() / 1000
+    response = wiring.get_service().execute(execute_request, caller_remaining_s=remaining_s)
     observability.record_execution(response)
     logger.info(
         "execution finished",

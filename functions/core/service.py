@@ -10,6 +10,9 @@ from functions.core.models import ExecuteRequest, ExecuteResponse, HealthRespons
 from functions.core.results import build_response
 from functions.core.spec import LimitPolicy, build_task
 
+# Seconds kept back from the caller's remaining time to clean up and write the response.
+RESPONSE_MARGIN_S = 2.0
+
 
 @dataclass(frozen=True, slots=True)
 class ExecutionService:
@@ -19,10 +22,17 @@ class ExecutionService:
     # Time the caller may wait for one synchronous run, all test cases included.
     sync_budget_s: float
 
-    def execute(self, request: ExecuteRequest) -> ExecuteResponse:
+    def execute(self, request: ExecuteRequest, *, caller_remaining_s: float | None = None) -> ExecuteResponse:
+        """Run one request; `caller_remaining_s` (a Lambda's remaining time) can only shorten the budget."""
         task = build_task(request, self.registry, self.policy)
-        report = self.backend.run(task, budget_s=self.sync_budget_s)
+        report = self.backend.run(task, budget_s=self.budget_s(caller_remaining_s))
         return build_response(task, report, include_test_results=request.test_cases is not None)
+
+    def budget_s(self, caller_remaining_s: float | None) -> float:
+        if caller_remaining_s is None:
+            return self.sync_budget_s
+        # Keep time to delete the Job and answer before the caller (API Gateway, Lambda) gives up.
+        return max(0.0, min(self.sync_budget_s, caller_remaining_s - RESPONSE_MARGIN_S))
 
     def languages(self) -> list[LanguageInfo]:
         return [

@@ -10,9 +10,11 @@ from typing import Any
 import pytest
 
 from functions import observability
+from functions.api.handler import lambda_handler
 from functions.core.protocol import CaseReport, CompileReport, RunnerReport, b64decode, b64encode
 from functions.core.verdicts import Verdict
-from tests.conftest import FakeBackend, Invoke
+from functions.local_server import LocalLambdaContext
+from tests.conftest import EventFactory, FakeBackend, Invoke
 
 SEED_BODY = {"language": "python", "code": base64.b64encode(b'print("Hello, World!")').decode()}
 SEED_FIELDS = {"status", "stdout", "stderr", "execution_time", "exit_code"}
@@ -205,3 +207,20 @@ def test_metrics_stay_quiet_when_disabled(
         observability.set_metrics_enabled(previous)
 
     assert _emf_documents(capsys.readouterr().out) == []
+
+
+@pytest.mark.parametrize(
+    ("remaining_s", "expected_budget_s"),
+    [(29.0, 27.0), (10.0, 8.0), (1.0, 0.0)],
+    ids=["plenty-left-budget-capped-by-remaining", "little-left", "nothing-left"],
+)
+def test_run_budget_never_outlives_the_lambda(
+    api_event: EventFactory, fake_backend: FakeBackend, remaining_s: float, expected_budget_s: float
+) -> None:
+    # Given an invocation with `remaining_s` of Lambda time left (sync budget 28 s, 2 s kept to answer)
+    event = api_event("POST", "/execute", SEED_BODY)
+    context = LocalLambdaContext(request_id="budget", timeout_s=remaining_s)
+    # When it runs
+    assert lambda_handler(event, context)["statusCode"] == 200
+    # Then the backend got at most the remaining time minus the margin, never more than the sync budget
+    assert fake_backend.budgets_s[0] == pytest.approx(expected_budget_s, abs=0.05)
