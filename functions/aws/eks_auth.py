@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import boto3
+from botocore.config import Config
 
 if TYPE_CHECKING:
     from mypy_boto3_eks import EKSClient
@@ -27,6 +28,9 @@ PRESIGN_EXPIRES_S = 60
 # Replace a token well before the server's 15 minutes (and under the 14 the design allows).
 TOKEN_MAX_AGE_S = 13 * 60
 KUBECONFIG_USER = "code-exec"
+# An unreachable EKS endpoint must fail inside the request's budget (a 502), not after botocore's default
+# 60 s connect timeout times five attempts (the Lambda's own timeout, seen by the caller as a gateway error).
+AWS_CLIENT_CONFIG = Config(connect_timeout=3, read_timeout=5, retries={"mode": "standard", "max_attempts": 2})
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +120,7 @@ class EksClusterAuth:
 
     def endpoint(self) -> ClusterEndpoint:
         if self._endpoint is None:
-            eks = self._session.client("eks", region_name=self._region)
+            eks = self._session.client("eks", region_name=self._region, config=AWS_CLIENT_CONFIG)
             self._endpoint = describe_cluster(eks, self.cluster_name)
         return self._endpoint
 
@@ -124,7 +128,7 @@ class EksClusterAuth:
         now = self._clock()
         if self._token is None or now - self._token_issued_at >= TOKEN_MAX_AGE_S:
             if self._sts is None:
-                self._sts = self._session.client("sts", region_name=self._region)
+                self._sts = self._session.client("sts", region_name=self._region, config=AWS_CLIENT_CONFIG)
             self._token = presigned_token(self._sts, self.cluster_name)
             self._token_issued_at = now
         return self._token

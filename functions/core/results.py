@@ -85,9 +85,13 @@ def _case_result(case: CaseReport) -> TestCaseResult:
 
 
 def killed_sandbox_report(
-    task: RunnerTask, *, verdict: Verdict, exit_code: int, wall_time_s: float, memory_kb: int, note: str
+    language_version: str, *, verdict: Verdict, exit_code: int, wall_time_s: float, memory_kb: int, note: str
 ) -> RunnerReport:
-    """What the backend reports when the whole sandbox died before the runner could write its document."""
+    """What a backend reports when the whole sandbox died before the runner could write its document.
+
+    It takes the language version rather than the task: the Kubernetes backend's Step Functions poll knows
+    only the Job (whose annotation carries the version), not the task that created it.
+    """
     case = CaseReport(
         verdict=verdict,
         exit_code=exit_code,
@@ -96,4 +100,4 @@ def killed_sandbox_report(
         wall_time_s=wall_time_s,
         memory_kb=memory_kb,
     )
-    return RunnerReport(language_version=task.language.version, cases=[case])
+    return RunnerReport(language_version=language_version, cases=[case])

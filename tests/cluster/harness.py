@@ -5,6 +5,11 @@ stand-in that runs pods in the local sandbox). Stopped in reverse order: the api
 when etcd is already gone. Every port is chosen free at start; every identity is a client certificate
 from a throwaway CA.
 
+Every component is a child of the process that started it, which waits for it once stopped (nothing is
+left <defunct>) and takes it along if it dies (parent-death signal). For `make cluster-up` that process is a
+small supervisor (`supervise`, detached, listed first in the state file): it outlives the `up` command,
+reaps each component `down` stops, and exits when none is left.
+
 CLI (for `make cluster-up` / `make cluster-down`):
     python -m tests.cluster.harness up   [--dir .cluster] [--overlay k8s/overlays/dev | --overlay none]
     python -m tests.cluster.harness down [--dir .cluster]
@@ -27,29 +32,27 @@ from pathlib import Path
 import yaml
 from kubernetes import client, config
 
-from tests.cluster import manifests, processes
+from functions.backends.kubernetes.constants import CONTROLLER_GROUP
+from tests.cluster import components, manifests, processes
 from tests.cluster.build import BuildFailedError, GoMissingError, ensure_binaries
+from tests.cluster.components import NODE_NAME
 from tests.cluster.pki import CertificateAuthority, CertPair, write_service_account_keys
 from tests.cluster.processes import ClusterStartError, ProcessRecord
+
+__all__ = ["CONTROLLER_GROUP", "NODE_NAME"]  # re-exported: the tests name them through the harness
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_STATE_DIR = REPO_ROOT / ".cluster"
 DEV_OVERLAY = REPO_ROOT / "k8s" / "overlays" / "dev"
 STATE_FILE = "state.json"
+SUPERVISOR = "supervisor"
 
 ADMIN_USER = "code-exec-admin"
-# Must match the RoleBinding subject in k8s/base (and the EKS access entry's kubernetesGroups).
+# Must match the RoleBinding subject in k8s/base (CONTROLLER_GROUP: the EKS access entry's kubernetesGroups).
 CONTROLLER_USER = "code-exec-controller"
-CONTROLLER_GROUP = "code-exec:controllers"
-NODE_NAME = "code-exec-node"
-SERVICE_CIDR = "10.96.0.0/24"
-ADMISSION_PLUGINS = "NamespaceLifecycle,LimitRanger,ServiceAccount,PodSecurity,ResourceQuota,NodeRestriction"
-CONTROLLERS = (
-    "job-controller,ttl-after-finished-controller,garbage-collector-controller,namespace-controller,"
-    "serviceaccount-controller,serviceaccount-token-controller,resourcequota-controller,"
-    "root-ca-certificate-publisher-controller,pod-garbage-collector-controller"
-)
 COMPONENT_READY_TIMEOUT_S = 60.0
+# `down` lets the supervisor exit by itself once it has reaped the components, before signalling it.
+SUPERVISOR_EXIT_WAIT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -103,102 +106,24 @@ def write_kubeconfig(path: Path, server_url: str, ca_path: Path, identity: CertP
     return path
 
 
-def _etcd_argv(bin_dir: Path, data_dir: Path, client_port: int, peer_port: int) -> list[str]:
-    return [
-        str(bin_dir / "etcd"),
-        f"--data-dir={data_dir}",
-        f"--listen-client-url=http://127.0.0.1:{client_port}",
-        f"--listen-peer-url=http://127.0.0.1:{peer_port}",
-    ]
-
-
-def _apiserver_argv(bin_dir: Path, pki: Path, etcd_port: int, port: int) -> list[str]:
-    return [
-        str(bin_dir / "kube-apiserver"),
-        f"--etcd-servers=http://127.0.0.1:{etcd_port}",
-        "--bind-address=127.0.0.1",
-        "--advertise-address=127.0.0.1",
-        f"--secure-port={port}",
-        f"--tls-cert-file={pki / 'apiserver.crt'}",
-        f"--tls-private-key-file={pki / 'apiserver.key'}",
-        f"--client-ca-file={pki / 'ca.crt'}",
-        f"--service-account-key-file={pki / 'sa.pub'}",
-        f"--service-account-signing-key-file={pki / 'sa.key'}",
-        "--service-account-issuer=https://kubernetes.default.svc",
-        f"--service-cluster-ip-range={SERVICE_CIDR}",
-        "--authorization-mode=Node,RBAC",
-        f"--enable-admission-plugins={ADMISSION_PLUGINS}",
-        # Privileged containers pass the apiserver's own check, so PodSecurity is what rejects them.
-        "--allow-privileged=true",
-        # The node agent's logs endpoint: 127.0.0.1 from the Node's InternalIP, its cert checked.
-        "--kubelet-preferred-address-types=InternalIP",
-        f"--kubelet-certificate-authority={pki / 'ca.crt'}",
-        f"--kubelet-client-certificate={pki / 'apiserver-kubelet-client.crt'}",
-        f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
-        # The "kubernetes" Service endpoint would be 127.0.0.1, which endpoint validation refuses.
-        "--endpoint-reconciler-type=none",
-        "--profiling=false",
-    ]
-
-
-def _controller_manager_argv(bin_dir: Path, pki: Path, kubeconfig: Path, port: int) -> list[str]:
-    return [
-        str(bin_dir / "kube-controller-manager"),
-        f"--kubeconfig={kubeconfig}",
-        "--bind-address=127.0.0.1",
-        f"--secure-port={port}",
-        f"--tls-cert-file={pki / 'controller-manager.crt'}",
-        f"--tls-private-key-file={pki / 'controller-manager.key'}",
-        "--leader-elect=false",
-        f"--controllers={CONTROLLERS}",
-        f"--service-account-private-key-file={pki / 'sa.key'}",
-        f"--root-ca-file={pki / 'ca.crt'}",
-        # Each controller acts as its own service account, under its bootstrap RBAC role, as in a real cluster.
-        "--use-service-account-credentials=true",
-        "--profiling=false",
-    ]
-
-
-def _scheduler_argv(bin_dir: Path, pki: Path, kubeconfig: Path, port: int) -> list[str]:
-    return [
-        str(bin_dir / "kube-scheduler"),
-        f"--kubeconfig={kubeconfig}",
-        "--bind-address=127.0.0.1",
-        f"--secure-port={port}",
-        f"--tls-cert-file={pki / 'scheduler.crt'}",
-        f"--tls-private-key-file={pki / 'scheduler.key'}",
-        "--leader-elect=false",
-        "--profiling=false",
-    ]
-
-
-def _node_agent_argv(pki: Path, kubeconfig: Path, port: int) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "tests.cluster.node_agent",
-        f"--kubeconfig={kubeconfig}",
-        f"--node-name={NODE_NAME}",
-        f"--port={port}",
-        f"--tls-cert={pki / 'node-agent-serving.crt'}",
-        f"--tls-key={pki / 'node-agent-serving.key'}",
-    ]
-
-
 class _Launcher:
-    """Starts components one by one, remembering each so a failed start can be undone."""
+    """Starts components one by one, remembering each so a failed start can be undone.
 
-    def __init__(self, state_dir: Path, *, detach: bool) -> None:
+    Each component is this process's child, killed with it (parent-death signal). `listed_first` is a
+    record `down` must stop after the components (the supervisor, which is not ours to stop here).
+    """
+
+    def __init__(self, state_dir: Path, *, listed_first: ProcessRecord | None = None) -> None:
         self.state_dir = state_dir
-        self.detach = detach
+        self.listed_first = [listed_first] if listed_first else []
         self.records: list[ProcessRecord] = []
         (state_dir / "logs").mkdir(parents=True, exist_ok=True)
 
     def launch(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> ProcessRecord:
         log_path = self.state_dir / "logs" / f"{name}.log"
-        _, record = processes.spawn(name, argv, log_path, detach=self.detach, cwd=REPO_ROOT, env=env)
+        _, record = processes.spawn(name, argv, log_path, detach=False, cwd=REPO_ROOT, env=env)
         self.records.append(record)
-        _write_state(self.state_dir, self.records)
+        _write_state(self.state_dir, [*self.listed_first, *self.records])
         return record
 
     def stop_all(self) -> None:
@@ -266,45 +191,54 @@ def _start_components(launcher: _Launcher, bin_dir: Path, identities: dict[str, 
     }
     tls = ssl.create_default_context(cafile=str(ca_path))
 
-    etcd = launcher.launch("etcd", _etcd_argv(bin_dir, state_dir / "etcd", etcd_port, peer_port))
+    etcd = launcher.launch("etcd", components.etcd_argv(bin_dir, state_dir / "etcd", etcd_port, peer_port))
     processes.wait_until(etcd, processes.http_ok(f"http://127.0.0.1:{etcd_port}/health"), "etcd health", 30)
-    apiserver = launcher.launch("kube-apiserver", _apiserver_argv(bin_dir, pki, etcd_port, api_port))
+    apiserver = launcher.launch(
+        "kube-apiserver", components.apiserver_argv(bin_dir, pki, etcd_port, api_port)
+    )
     processes.wait_until(apiserver, processes.https_ok(f"{server_url}/readyz", tls), "readyz", 60)
     for name, argv_for, kubeconfig in (
-        ("kube-controller-manager", _controller_manager_argv, kubeconfigs["controller-manager"]),
-        ("kube-scheduler", _scheduler_argv, kubeconfigs["scheduler"]),
+        ("kube-controller-manager", components.controller_manager_argv, kubeconfigs["controller-manager"]),
+        ("kube-scheduler", components.scheduler_argv, kubeconfigs["scheduler"]),
     ):
         port = free_port()
         record = launcher.launch(name, argv_for(bin_dir, pki, kubeconfig, port))
         check = processes.https_ok(f"https://127.0.0.1:{port}/healthz", tls)
         processes.wait_until(record, check, "healthz", COMPONENT_READY_TIMEOUT_S)
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    agent_argv = _node_agent_argv(pki, kubeconfigs["node-agent"], free_port())
+    agent_argv = components.node_agent_argv(pki, kubeconfigs["node-agent"], free_port())
     agent = launcher.launch("node-agent", agent_argv, env=env)
     with api_client_for(kubeconfigs["admin"]) as admin:
         core = client.CoreV1Api(admin)
         processes.wait_until(agent, lambda: _node_ready(core), "Ready node", COMPONENT_READY_TIMEOUT_S)
+    return _cluster_info(state_dir, server_url, launcher.records)
+
+
+def _cluster_info(state_dir: Path, server_url: str, records: list[ProcessRecord]) -> ClusterInfo:
     return ClusterInfo(
         state_dir=state_dir,
         server_url=server_url,
-        ca_path=ca_path,
-        admin_kubeconfig=kubeconfigs["admin"],
-        controller_kubeconfig=kubeconfigs["controller"],
+        ca_path=state_dir / "pki" / "ca.crt",
+        admin_kubeconfig=state_dir / "admin.kubeconfig",
+        controller_kubeconfig=state_dir / "controller.kubeconfig",
         node_name=NODE_NAME,
-        records=tuple(launcher.records),
+        records=tuple(records),
     )
 
 
-def start_cluster(state_dir: Path, *, detach: bool = False) -> ClusterInfo:
-    """Build (once) and start the whole cluster under `state_dir`; raises ClusterStartError."""
+def _prepare(state_dir: Path) -> None:
+    """An empty state folder; refuses while a cluster recorded there still runs."""
     if any(processes.is_alive(record) for record in _read_state(state_dir)):
         raise ClusterStartError(f"a cluster from {state_dir} is still running: stop it first")
-    bin_dir = ensure_binaries()
     shutil.rmtree(state_dir, ignore_errors=True)
     (state_dir / "pki").mkdir(parents=True)
     state_dir.chmod(0o700)
+
+
+def _launch(state_dir: Path, *, listed_first: ProcessRecord | None = None) -> ClusterInfo:
+    bin_dir = ensure_binaries()
     identities = _issue_certificates(state_dir / "pki")
-    launcher = _Launcher(state_dir, detach=detach)
+    launcher = _Launcher(state_dir, listed_first=listed_first)
     try:
         return _start_components(launcher, bin_dir, identities)
     except BaseException:
@@ -312,21 +246,74 @@ def start_cluster(state_dir: Path, *, detach: bool = False) -> ClusterInfo:
         raise
 
 
+def start_cluster(state_dir: Path) -> ClusterInfo:
+    """Build (once) and start the whole cluster under `state_dir`, as children of this process.
+
+    Raises ClusterStartError. The cluster dies with this process; `stop_cluster` stops it before that.
+    """
+    _prepare(state_dir)
+    return _launch(state_dir)
+
+
 def stop_cluster(state_dir: Path) -> list[str]:
     """Stop every recorded process in reverse start order; returns the names it found running."""
     records = _read_state(state_dir)
     running = [record.name for record in records if processes.is_alive(record)]
     for record in reversed(records):
+        if record.name == SUPERVISOR:
+            processes.wait_exit(record, SUPERVISOR_EXIT_WAIT_S)  # it exits once it has reaped the rest
         processes.stop(record)
     (state_dir / STATE_FILE).unlink(missing_ok=True)
     shutil.rmtree(state_dir / "etcd", ignore_errors=True)
     return running
 
 
+def _start_detached(state_dir: Path) -> ClusterInfo:
+    """Start the cluster under a detached supervisor; return once it is ready (or raise, leaving nothing)."""
+    _prepare(state_dir)
+    (state_dir / "logs").mkdir()
+    ensure_binaries()  # a build failure is reported here, not in the supervisor's log
+    read_fd, write_fd = os.pipe()
+    try:
+        argv = [sys.executable, "-m", "tests.cluster.harness", SUPERVISOR, "--dir", str(state_dir)]
+        _, supervisor = processes.spawn(
+            SUPERVISOR,
+            [*argv, f"--ready-fd={write_fd}"],
+            state_dir / "logs" / f"{SUPERVISOR}.log",
+            detach=True,
+            cwd=REPO_ROOT,
+            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+            pass_fds=(write_fd,),
+        )
+    finally:
+        os.close(write_fd)
+    # One JSON line once the cluster is ready; end of file without it if the supervisor failed or died.
+    with os.fdopen(read_fd, encoding="utf-8") as ready:
+        message = ready.read()
+    if not message.strip():
+        processes.stop(supervisor)
+        stop_cluster(state_dir)
+        raise ClusterStartError(f"the cluster did not start:\n{processes.log_tail(supervisor)}")
+    return _cluster_info(state_dir, json.loads(message)["server_url"], _read_state(state_dir))
+
+
+def _supervise(state_dir: Path, ready_fd: int) -> int:
+    """Start the cluster as this process's children, report readiness on `ready_fd`, reap until none is left."""
+    own = processes.own_record(SUPERVISOR, state_dir / "logs" / f"{SUPERVISOR}.log")
+    with os.fdopen(ready_fd, "w", encoding="utf-8") as ready:
+        info = _launch(state_dir, listed_first=own)
+        ready.write(json.dumps({"server_url": info.server_url}) + "\n")
+    while True:
+        try:
+            os.wait()  # blocks until one component exits (`down` stops them), and reaps it
+        except ChildProcessError:
+            return 0
+
+
 def _up(state_dir: Path, overlay: Path | None) -> int:
     started_s = time.monotonic()
     try:
-        info = start_cluster(state_dir, detach=True)
+        info = _start_detached(state_dir)
         namespace = None
         if overlay is not None:
             with api_client_for(info.admin_kubeconfig) as admin:
@@ -348,15 +335,18 @@ def _up(state_dir: Path, overlay: Path | None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("action", choices=["up", "down"])
+    parser.add_argument("action", choices=["up", "down", SUPERVISOR])
     parser.add_argument(
         "--dir", type=Path, default=DEFAULT_STATE_DIR, help="state folder (kubeconfigs, logs)"
     )
     parser.add_argument(
         "--overlay", default=str(DEV_OVERLAY), help="kustomize overlay applied after start, or 'none'"
     )
+    parser.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)  # `supervise`: internal
     args = parser.parse_args(argv)
     state_dir = args.dir.resolve()
+    if args.action == SUPERVISOR:
+        return _supervise(state_dir, args.ready_fd)
     if args.action == "up":
         return _up(state_dir, None if args.overlay == "none" else Path(args.overlay))
     stopped = stop_cluster(state_dir)

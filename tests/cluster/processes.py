@@ -1,7 +1,8 @@
 """Start, watch and stop the cluster's processes, each in its own process group.
 
 A record of every process (pid + kernel start time) is kept so that `cluster-down`, running in
-another Python process, stops exactly what `cluster-up` started and never a recycled pid.
+another Python process, stops exactly what `cluster-up` started and never a recycled pid. A process we
+started is also waited for after it is stopped (its Popen object is kept), so none is left <defunct>.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ STOP_GRACE_S = 10.0
 KILL_WAIT_S = 5.0
 POLL_INTERVAL_S = 0.1
 _PR_SET_PDEATHSIG = 1
+
+# The processes this one started, by pid: `stop` waits on them, which reaps them.
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
 
 class ClusterStartError(RuntimeError):
@@ -65,6 +69,12 @@ def _start_ticks(pid: int) -> int | None:
     return None if fields is None else int(fields[19])
 
 
+def own_record(name: str, log_path: Path) -> ProcessRecord:
+    """The record of this very process (the cluster supervisor lists itself with what it starts)."""
+    pid = os.getpid()
+    return ProcessRecord(name=name, pid=pid, start_ticks=_start_ticks(pid) or 0, log_path=str(log_path))
+
+
 def _die_with_parent() -> None:
     # Runs in the child between fork and exec: if the test session dies, the cluster dies with it.
     # SIGKILL, not SIGTERM: all components get it at once, and an apiserver whose etcd is gone hangs on SIGTERM.
@@ -80,6 +90,7 @@ def spawn(
     detach: bool,
     cwd: Path | None = None,
     env: dict[str, str] | None = None,
+    pass_fds: Sequence[int] = (),
 ) -> tuple[subprocess.Popen[bytes], ProcessRecord]:
     """Start one component in a new session (its own process group), output to `log_path`.
 
@@ -95,20 +106,30 @@ def spawn(
             cwd=cwd,
             env=env,
             start_new_session=True,
+            pass_fds=tuple(pass_fds),
             preexec_fn=None if detach else _die_with_parent,  # noqa: PLW1509 - only prctl, no locks
         )
+    _CHILDREN[process.pid] = process
     ticks = _start_ticks(process.pid) or 0
     return process, ProcessRecord(name=name, pid=process.pid, start_ticks=ticks, log_path=str(log_path))
 
 
-def is_alive(record: ProcessRecord) -> bool:
+def _state(record: ProcessRecord) -> str | None:
+    """The process's state letter ("Z" for a zombie), or None when gone or the pid was recycled."""
     fields = _stat_fields(record.pid)
-    if fields is None or int(fields[19]) != record.start_ticks:
-        return False
-    return fields[0] != "Z"
+    return fields[0] if fields is not None and int(fields[19]) == record.start_ticks else None
 
 
-def _wait_exit(record: ProcessRecord, timeout_s: float) -> bool:
+def exists(record: ProcessRecord) -> bool:
+    """Running, or exited but not yet reaped by its parent (a zombie)."""
+    return _state(record) is not None
+
+
+def is_alive(record: ProcessRecord) -> bool:
+    return _state(record) not in (None, "Z")
+
+
+def wait_exit(record: ProcessRecord, timeout_s: float) -> bool:
     """Wait on a pidfd (no polling) until the process exits; True when it did."""
     try:
         pidfd = os.pidfd_open(record.pid)
@@ -124,9 +145,16 @@ def _wait_exit(record: ProcessRecord, timeout_s: float) -> bool:
 
 
 def _reap(pid: int) -> None:
-    # Our own children become zombies until waited for; someone else's are reaped by their parent.
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
+    # Our own children stay zombies until waited for; someone else's are reaped by their parent (the
+    # cluster supervisor for `cluster-up`'s components).
+    process = _CHILDREN.pop(pid, None)
+    if process is None:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        return
+    # Only a process stuck in the kernel outlives SIGKILL by that long.
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(KILL_WAIT_S)
 
 
 def stop(record: ProcessRecord, grace_s: float = STOP_GRACE_S) -> None:
@@ -137,7 +165,7 @@ def stop(record: ProcessRecord, grace_s: float = STOP_GRACE_S) -> None:
     for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, KILL_WAIT_S)):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(record.pid, sig)
-        if _wait_exit(record, wait_s):
+        if wait_exit(record, wait_s):
             break
     # Anything else left in its group (helpers it spawned) goes too.
     with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -1,9 +1,10 @@
 """The execution contract over the Kubernetes backend, through the Lambda handler, on the real control plane.
 
-The programs and the expected verdicts are the local backend's (tests/integration/test_http_contract.py):
-the same request gives the same verdict whichever backend runs it. Every run here is one Job created by
-`KubernetesBackend` as the controller group in the PSA-`restricted` runner-dev namespace, scheduled by the
-real scheduler, run by the node agent in the local sandbox, its report read back through `pods/log`.
+`test_contract` runs the shared table of tests/contract_programs.py, which the local backend's suite
+(tests/integration/test_http_contract.py) runs too: the same request gives the same answer whichever
+backend runs it. Every run here is one Job created by `KubernetesBackend` as the controller group in the
+PSA-`restricted` runner-dev namespace, scheduled by the real scheduler, run by the node agent in the local
+sandbox, its report read back through `pods/log`.
 After every test no Job or pod of ours is left.
 """
 
@@ -28,28 +29,21 @@ from functions.wiring import sync_policy
 from tests.cluster.test_kubernetes_backend_support import Deployment, deployment, nothing_left
 from tests.cluster.waits import job_condition, wait_job_finished, wait_pod_terminated
 from tests.conftest import Invoke
-from tests.integration.test_http_contract import (
-    ALLOCATE_512_MB,
-    COMPILE_ERROR,
-    COMPILED,
-    DOUBLE,
-    ECHO_STDIN,
-    EXIT_3,
-    HELLO,
-    INFINITE_LOOP,
-    LANGUAGES,
-    PRINT_ARGS,
-)
+from tests.contract_programs import CONTRACT_CASES, ContractCase
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("deployment", "nothing_left")]
 __all__ = ["deployment", "nothing_left"]  # fixtures, re-exported for pytest
 
 
-def execute(invoke: Invoke, language: str, code: str, **fields: Any) -> dict[str, Any]:
-    response = invoke("POST", "/execute", {"language": language, "code": code, "encoding": "text", **fields})
+def post_execute(invoke: Invoke, request: dict[str, Any]) -> dict[str, Any]:
+    response = invoke("POST", "/execute", request)
     assert response.status == 200, response.body[:500]
     body: dict[str, Any] = response.json()
     return body
+
+
+def execute(invoke: Invoke, language: str, code: str, **fields: Any) -> dict[str, Any]:
+    return post_execute(invoke, {"language": language, "code": code, "encoding": "text", **fields})
 
 
 def test_health_names_the_kubernetes_backend(invoke: Invoke) -> None:
@@ -57,76 +51,13 @@ def test_health_names_the_kubernetes_backend(invoke: Invoke) -> None:
     assert (response.status, response.json()) == (200, {"status": "healthy", "backend": "kubernetes"})
 
 
-@pytest.mark.parametrize("language", LANGUAGES)
-def test_hello_world(invoke: Invoke, language: str) -> None:
-    # Given a hello-world program / When it runs as a Job / Then it is accepted with the right output
-    body = execute(invoke, language, HELLO[language])
-    assert (body["status"], body["verdict"], body["stdout"], body["exit_code"]) == (
-        "success",
-        "accepted",
-        "Hello, World!\n",
-        0,
-    )
-    assert body["language"] == language
-    assert body["language_version"]
-
-
-@pytest.mark.parametrize("language", LANGUAGES)
-def test_stdin_is_echoed(invoke: Invoke, language: str) -> None:
-    stdin = "line one\nzwei ünïcödé\n3\n"
-    body = execute(invoke, language, ECHO_STDIN[language], stdin=stdin)
-    assert (body["verdict"], body["stdout"]) == ("accepted", stdin)
-
-
-@pytest.mark.parametrize("language", LANGUAGES)
-def test_args_reach_the_program(invoke: Invoke, language: str) -> None:
-    body = execute(invoke, language, PRINT_ARGS[language], args=["a b", "-x", "ç"])
-    assert (body["verdict"], body["stdout"]) == ("accepted", "a b -x ç\n")
-
-
-@pytest.mark.parametrize("language", LANGUAGES)
-def test_non_zero_exit_is_a_runtime_error(invoke: Invoke, language: str) -> None:
-    body = execute(invoke, language, EXIT_3[language])
-    assert (body["status"], body["verdict"], body["exit_code"]) == ("failed", "runtime_error", 3)
-
-
-@pytest.mark.parametrize("language", COMPILED)
-def test_compile_error(invoke: Invoke, language: str) -> None:
-    body = execute(invoke, language, COMPILE_ERROR[language])
-    assert (body["status"], body["verdict"]) == ("failed", "compilation_error")
-    assert body["compile_output"].strip()
-
-
-@pytest.mark.parametrize("language", LANGUAGES)
-def test_infinite_loop_is_time_limit_exceeded(invoke: Invoke, language: str) -> None:
-    body = execute(invoke, language, INFINITE_LOOP[language], timeout=2)
-    assert (body["status"], body["verdict"], body["exit_code"]) == ("failed", "time_limit_exceeded", 124)
-    assert body["stderr"].strip()
-
-
-@pytest.mark.parametrize("language", LANGUAGES)
-def test_allocation_beyond_the_limit_is_memory_limit_exceeded(invoke: Invoke, language: str) -> None:
-    body = execute(invoke, language, ALLOCATE_512_MB[language], memory_limit_mb=64)
-    assert (body["status"], body["verdict"]) == ("failed", "memory_limit_exceeded"), body["stderr"][-500:]
-
-
-@pytest.mark.parametrize("language", LANGUAGES)
-def test_test_cases_are_judged_per_case(invoke: Invoke, language: str) -> None:
-    # Given three cases, the second with a wrong expected output
-    cases = [
-        {"stdin": "1\n", "expected_output": "2"},
-        {"stdin": "2\n", "expected_output": "5"},
-        {"stdin": "3\n", "expected_output": "6\n\n"},
-    ]
-    # When they run in one Job
-    body = execute(invoke, language, DOUBLE[language], test_cases=cases)
-    # Then each case has its verdict and the top level reports the first failure
-    results = body["test_results"]
-    assert [result["verdict"] for result in results] == ["accepted", "wrong_answer", "accepted"]
-    assert [result["stdout"] for result in results] == ["2\n", "4\n", "6\n"]
-    assert (body["status"], body["verdict"]) == ("failed", "wrong_answer")
-    if language in COMPILED:
-        assert len({result["stderr"] for result in results}) == 1  # one compilation for all cases
+@pytest.mark.parametrize("case", CONTRACT_CASES, ids=lambda case: case.id)
+def test_contract(invoke: Invoke, case: ContractCase) -> None:
+    # Given one program of the shared contract table (the local backend's suite runs the very same table)
+    # When it runs as a Job, through the handler
+    body = post_execute(invoke, case.request())
+    # Then the response holds what the contract says (and `nothing_left` proves the Job was deleted)
+    case.check(body)
 
 
 def test_large_stdin_travels_in_several_env_chunks(invoke: Invoke) -> None:
@@ -197,9 +128,9 @@ def test_job_deadline_is_time_limit_exceeded(
 ) -> None:
     # Given a Job whose own deadline (compile 0.5 s + budget 1 s, no grace -> 2 s) is far shorter than the
     # program's time limit, so Kubernetes, not the runner, ends it
-    backend = deployment.backends[-1]
+    api_client = deployment.backends[-1].jobs.api_client
     jobs = JobOperations(
-        backend.jobs.api_client,
+        lambda: api_client,
         JobTemplate(namespace=cluster_namespace, deadline_grace_s=0),
         RetryPolicy(),
     )

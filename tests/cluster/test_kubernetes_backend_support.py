@@ -76,7 +76,7 @@ class Deployment:
 
     def close(self) -> None:
         for backend in self.backends:
-            backend.jobs.api_client.close()  # type: ignore[no-untyped-call]  # untyped in the client
+            backend.jobs.close()
 
 
 @pytest.fixture

@@ -115,6 +115,12 @@ def job_pods_selector(name: str) -> str:
     return f"batch.kubernetes.io/job-name={name}"
 
 
+def wait_job_pods_gone(core: client.CoreV1Api, namespace: str, job_name: str) -> None:
+    wait_gone(
+        core.list_namespaced_pod, WAIT_S, namespace=namespace, label_selector=job_pods_selector(job_name)
+    )
+
+
 @pytest.fixture
 def admin_batch(admin_api_client: client.ApiClient) -> client.BatchV1Api:
     return client.BatchV1Api(admin_api_client)
@@ -137,12 +143,7 @@ def job_name(
     except client.ApiException as exc:
         if exc.status != 404:
             raise
-    wait_gone(
-        admin_core.list_namespaced_pod,
-        WAIT_S,
-        namespace=cluster_namespace,
-        label_selector=job_pods_selector(name),
-    )
+    wait_job_pods_gone(admin_core, cluster_namespace, name)
 
 
 def read_report(core: client.CoreV1Api, namespace: str, pod: client.V1Pod) -> RunnerReport:
@@ -198,12 +199,7 @@ def test_hardened_job_runs_the_runner_and_reports_through_pod_log(
 
     # When it is deleted with Background propagation, Then no pod of it remains
     admin_batch.delete_namespaced_job(job_name, cluster_namespace, propagation_policy="Background")
-    wait_gone(
-        admin_core.list_namespaced_pod,
-        WAIT_S,
-        namespace=cluster_namespace,
-        label_selector=job_pods_selector(job_name),
-    )
+    wait_job_pods_gone(admin_core, cluster_namespace, job_name)
 
 
 def test_container_killed_for_memory_fails_the_job_as_oomkilled(
@@ -268,12 +264,7 @@ def test_active_deadline_fails_the_job_and_kills_its_pod(
     condition = job_condition(finished, "Failed")
     assert condition is not None
     assert condition.reason == "DeadlineExceeded"
-    wait_gone(
-        admin_core.list_namespaced_pod,
-        WAIT_S,
-        namespace=cluster_namespace,
-        label_selector=job_pods_selector(job_name),
-    )
+    wait_job_pods_gone(admin_core, cluster_namespace, job_name)
 
 
 def test_ttl_after_finished_removes_job_and_pods(
@@ -291,12 +282,7 @@ def test_ttl_after_finished_removes_job_and_pods(
         namespace=cluster_namespace,
         field_selector=f"metadata.name={job_name}",
     )
-    wait_gone(
-        admin_core.list_namespaced_pod,
-        WAIT_S,
-        namespace=cluster_namespace,
-        label_selector=job_pods_selector(job_name),
-    )
+    wait_job_pods_gone(admin_core, cluster_namespace, job_name)
 
 
 def test_privileged_pod_is_rejected_by_pod_security(

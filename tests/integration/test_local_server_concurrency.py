@@ -3,7 +3,6 @@ local sandbox, with the server built from EXEC_* settings exactly as `python -m 
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -11,11 +10,11 @@ import pytest
 
 from functions.local_server import LocalApiServer
 from functions.settings import Settings
-from tests.http_support import ApiResponse, http_call
+from tests.http_support import http_call
+from tests.local_server_support import WAIT_S, Background, ServingThreads
 
 pytestmark = [pytest.mark.sandbox]
 
-WAIT_S = 30  # bound on every wait for an event, so a wedged server fails the test instead of hanging it
 # Prints the wall-clock window it ran in (the sandbox shares the host's clock).
 SLEEP_1_S = "import time\nstart = time.time()\ntime.sleep(1)\nprint(start, time.time())"
 SLEEP_3_S = "import time\ntime.sleep(3)\nprint('done')"
@@ -26,7 +25,7 @@ StartServer = Callable[[dict[str, str]], LocalApiServer]
 @pytest.fixture
 def start_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[StartServer]:
     """A server built from the environment plus `env`, its workers started; stopped at the end."""
-    started: list[tuple[LocalApiServer, threading.Thread]] = []
+    threads = ServingThreads()
 
     def start(env: dict[str, str]) -> LocalApiServer:
         for name, value in env.items():
@@ -34,30 +33,10 @@ def start_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[StartServer]:
         # Settings() reads the patched environment; the workers inherit it when they are spawned (warm).
         server = LocalApiServer.for_settings(("127.0.0.1", 0), Settings())
         server.warm()
-        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        thread.start()
-        started.append((server, thread))
-        return server
+        return threads.serve(server)
 
     yield start
-    for server, thread in started:
-        server.shutdown()
-        server.server_close()
-        thread.join()
-
-
-class Background:
-    """One HTTP call on its own thread; `result()` waits for its response."""
-
-    def __init__(self, call: Callable[[], ApiResponse]) -> None:
-        self._response: list[ApiResponse] = []
-        self._thread = threading.Thread(target=lambda: self._response.append(call()), daemon=True)
-        self._thread.start()
-
-    def result(self) -> ApiResponse:
-        self._thread.join(timeout=WAIT_S)
-        assert self._response, "the request did not complete"
-        return self._response[0]
+    threads.stop_all()
 
 
 def run_python(server: LocalApiServer, code: str) -> Background:

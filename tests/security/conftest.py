@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 
@@ -14,9 +14,10 @@ from functions.core.languages import load_registry
 from functions.core.models import ExecuteRequest
 from functions.core.protocol import RunnerReport, RunnerTask
 from functions.core.results import decode_text
-from functions.core.spec import LimitPolicy, build_task
+from functions.core.spec import build_task
 from functions.core.verdicts import Verdict
 from functions.settings import Settings
+from functions.wiring import sync_policy
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,22 +61,9 @@ def backend(settings: Settings) -> Iterator[LocalBackend]:
 @pytest.fixture(scope="session")
 def run_program(backend: LocalBackend, settings: Settings) -> RunProgram:
     registry = load_registry(settings.runners_dir)
-    policy = LimitPolicy(
-        default_timeout_s=5.0,
-        max_timeout_s=settings.max_timeout_s,
-        compile_timeout_s=settings.compile_timeout_s,
-        total_budget_s=20.0,
-        default_memory_limit_mb=128,
-        min_memory_limit_mb=settings.min_memory_limit_mb,
-        max_memory_limit_mb=settings.max_memory_limit_mb,
-        max_code_bytes=settings.max_code_bytes,
-        max_stdin_bytes=settings.max_stdin_bytes,
-        output_limit_bytes=settings.output_limit_bytes,
-        max_test_cases=settings.max_test_cases,
-        max_args=settings.max_args,
-        max_arg_bytes=settings.max_arg_bytes,
-        max_processes=settings.max_processes,
-        max_file_size_bytes=settings.max_file_size_bytes,
+    # The service's own policy; only the defaults a test does not set are made smaller and quicker.
+    policy = replace(
+        sync_policy(settings), default_timeout_s=5.0, total_budget_s=20.0, default_memory_limit_mb=128
     )
 
     def run(code: str, *, language: str = "python", budget_s: float = 60.0, **fields: object) -> Run:

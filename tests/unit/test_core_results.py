@@ -119,7 +119,7 @@ def test_runner_internal_error_is_an_internal_error_verdict() -> None:
 def test_killed_sandbox_report_carries_the_note() -> None:
     task = build_task(request(), REGISTRY, POLICY)
     report = killed_sandbox_report(
-        task,
+        task.language.version,
         verdict=Verdict.MEMORY_LIMIT_EXCEEDED,
         exit_code=137,
         wall_time_s=1.0,
@@ -131,3 +131,4 @@ def test_killed_sandbox_report_carries_the_note() -> None:
     assert response.exit_code == 137
     assert response.signal == "SIGKILL"
     assert response.stderr == "killed"
+    assert response.language_version == task.language.version

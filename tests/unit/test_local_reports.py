@@ -9,21 +9,12 @@ import pytest
 from functions.backends.local.reports import interpret_outcome
 from functions.backends.local.sandbox import SandboxOutcome
 from functions.core.errors import DeadlineExceededError
-from functions.core.languages import LanguageSpec
 from functions.core.protocol import CaseReport, RunnerReport, RunnerTask, TaskCase, TaskLimits
 from functions.core.verdicts import Verdict
+from tests.unit.conftest import language
 
-LANGUAGE = LanguageSpec(
-    name="python",
-    display_name="Python",
-    file_name="main.py",
-    run=("python3", "{file}"),
-    version_command=("python3", "--version"),
-    version_pattern=r"(\d+)",
-    version="3.11",
-    image="code-exec-runner-python",
-    test_program="hello.py",
-)
+LANGUAGE = language("python")  # the spec in runners/python/language.json
+
 TASK = RunnerTask(
     execution_id="exec-1",
     language=LANGUAGE,

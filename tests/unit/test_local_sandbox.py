@@ -15,25 +15,16 @@ import pytest
 
 from functions.backends.local.sandbox import SandboxConfig, SandboxOutcome, config_from_settings
 from functions.backends.local.sandbox import run_runner_sandboxed as run_sandboxed
-from functions.core.languages import LanguageSpec
 from functions.settings import Settings
+from tests.unit.conftest import language
 
 pytestmark = [
     pytest.mark.sandbox,
     pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed"),
 ]
 
-LANGUAGE = LanguageSpec(
-    name="python",
-    display_name="Python",
-    file_name="main.py",
-    run=("python3", "{file}"),
-    version_command=("python3", "--version"),
-    version_pattern=r"(\d+)",
-    version="3.11",
-    image="code-exec-runner-python",
-    test_program="hello.py",
-)
+LANGUAGE = language("python")  # the spec in runners/python/language.json
+
 
 Runner = Callable[..., SandboxOutcome]
 

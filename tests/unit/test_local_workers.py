@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -20,9 +19,8 @@ from functions import local_workers
 from functions.local_server import LocalApiServer, build_event
 from functions.local_workers import LambdaContainers
 from functions.settings import get_settings
-from tests.http_support import ApiResponse, from_proxy, http_call
-
-WAIT_S = 30  # bound on every wait for an event, so a broken pool fails the test instead of hanging it
+from tests.http_support import from_proxy, http_call
+from tests.local_server_support import WAIT_S, Background, ServingThreads
 
 
 def fake_worker(event: dict[str, Any], timeout_s: float) -> dict[str, Any]:
@@ -83,36 +81,16 @@ StartServer = Callable[..., LocalApiServer]
 @pytest.fixture
 def start_server() -> Iterator[StartServer]:
     """Servers in worker mode running `fake_worker`; each is shut down and its workers stopped at the end."""
-    started: list[tuple[LocalApiServer, threading.Thread]] = []
+    threads = ServingThreads()
 
     def start(*, workers: int, queue_wait_s: float = 0.0) -> LocalApiServer:
         server = LocalApiServer(
             ("127.0.0.1", 0), workers=workers, queue_wait_s=queue_wait_s, worker_target=fake_worker
         )
-        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        thread.start()
-        started.append((server, thread))
-        return server
+        return threads.serve(server)
 
     yield start
-    for server, thread in started:
-        server.shutdown()
-        server.server_close()
-        thread.join()
-
-
-class Background:
-    """One HTTP call on its own thread; `result()` waits for its response."""
-
-    def __init__(self, call: Callable[[], ApiResponse]) -> None:
-        self._response: list[ApiResponse] = []
-        self._thread = threading.Thread(target=lambda: self._response.append(call()), daemon=True)
-        self._thread.start()
-
-    def result(self) -> ApiResponse:
-        self._thread.join(timeout=WAIT_S)
-        assert self._response, "the request did not complete"
-        return self._response[0]
+    threads.stop_all()
 
 
 def hold(server: LocalApiServer, gate: Gate) -> Background:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 from functions.backends.kubernetes.client import create_api_client
 from functions.backends.kubernetes.job_builder import JobTemplate
@@ -55,8 +56,9 @@ def retry_policy(settings: Settings) -> RetryPolicy:
 
 
 def create_operations(settings: Settings) -> JobOperations:
+    """The operations for the configured cluster; nothing talks to EKS or the cluster until the first call."""
     return JobOperations(
-        create_api_client(settings),
+        partial(create_api_client, settings),
         JobTemplate.from_settings(settings),
         retry_policy(settings),
         request_timeout_s=settings.k8s_api_timeout_s,

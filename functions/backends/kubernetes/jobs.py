@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -62,20 +63,31 @@ class JobStatus:
     state: RunState
 
 
+@dataclass(frozen=True, slots=True)
+class _Apis:
+    client: ApiClient
+    batch: BatchV1Api
+    core: CoreV1Api
+    watcher: PodWatcher
+
+
 class JobOperations:
+    """`connect` makes the API client on first use, not here: for EKS that is a DescribeCluster call, and
+    /health or /languages must answer without the cluster. A failed connect raises (BackendUnavailableError)
+    and is tried again on the next call."""
+
     def __init__(
         self,
-        api_client: ApiClient,
+        connect: Callable[[], ApiClient],
         template: JobTemplate,
         retry: RetryPolicy,
         *,
         request_timeout_s: float = 10.0,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        self.api_client = api_client
-        self._batch = BatchV1Api(api_client)
-        self._core = CoreV1Api(api_client)
-        self._watcher = PodWatcher(self._core, template.namespace, retry)
+        self._connect = connect
+        self._apis: _Apis | None = None
+        self._connect_lock = threading.Lock()
         self._template = template
         self._namespace = template.namespace
         self._retry = retry
@@ -85,6 +97,24 @@ class JobOperations:
     @property
     def namespace(self) -> str:
         return self._namespace
+
+    @property
+    def api_client(self) -> ApiClient:
+        return self._connected().client
+
+    def close(self) -> None:
+        """Release the client's connections, if it was ever made."""
+        if self._apis is not None:
+            self._apis.client.close()  # type: ignore[no-untyped-call]  # untyped in the client
+
+    def _connected(self) -> _Apis:
+        with self._connect_lock:  # the local server may run requests on several threads
+            if self._apis is None:
+                api_client = self._connect()
+                core = CoreV1Api(api_client)
+                watcher = PodWatcher(core, self._namespace, self._retry)
+                self._apis = _Apis(api_client, BatchV1Api(api_client), core, watcher)
+            return self._apis
 
     def clock(self) -> float:
         """Monotonic seconds: the clock every `deadline` here is measured on."""
@@ -97,7 +127,7 @@ class JobOperations:
         try:
             self._retry.call(
                 "create job",
-                lambda: self._batch.create_namespaced_job(
+                lambda: self._connected().batch.create_namespaced_job(
                     self._namespace, job, _request_timeout=self._timeout(deadline)
                 ),
                 deadline=deadline,
@@ -109,7 +139,7 @@ class JobOperations:
 
     def wait(self, name: str, *, deadline: float) -> tuple[V1Pod, PodObservation]:
         """Watch the Job's pod until it ends or can never start (see `PodWatcher`)."""
-        return self._watcher.wait(name, deadline=deadline)
+        return self._connected().watcher.wait(name, deadline=deadline)
 
     def status(self, name: str) -> JobStatus:
         job = self._read_job(name)
@@ -174,7 +204,7 @@ class JobOperations:
         with contextlib.suppress(ApiException):  # only 404 passes through the retry
             self._retry.call(
                 "delete job",
-                lambda: self._batch.delete_namespaced_job(
+                lambda: self._connected().batch.delete_namespaced_job(
                     name,
                     self._namespace,
                     propagation_policy="Background",
@@ -188,7 +218,7 @@ class JobOperations:
         """Delete this service's Jobs whose deadline label is in the past; returns their names."""
         jobs = self._retry.call(
             "list jobs",
-            lambda: self._batch.list_namespaced_job(
+            lambda: self._connected().batch.list_namespaced_job(
                 self._namespace,
                 label_selector=f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE},{DEADLINE_LABEL}",
                 _request_timeout=self._request_timeout_s,
@@ -208,7 +238,7 @@ class JobOperations:
         try:
             return self._retry.call(
                 "read job",
-                lambda: self._batch.read_namespaced_job(
+                lambda: self._connected().batch.read_namespaced_job(
                     name, self._namespace, _request_timeout=self._request_timeout_s
                 ),
                 passthrough=_NOT_FOUND,
@@ -219,7 +249,7 @@ class JobOperations:
     def _newest_pod(self, name: str) -> V1Pod | None:
         pods = self._retry.call(
             "list pods",
-            lambda: self._core.list_namespaced_pod(
+            lambda: self._connected().core.list_namespaced_pod(
                 self._namespace,
                 label_selector=f"{JOB_NAME_LABEL}={name}",
                 _request_timeout=self._request_timeout_s,
@@ -243,7 +273,7 @@ class JobOperations:
                 "urllib3.BaseHTTPResponse",
                 self._retry.call(
                     "read pod log",
-                    lambda: self._core.read_namespaced_pod_log(
+                    lambda: self._connected().core.read_namespaced_pod_log(
                         pod_name,
                         self._namespace,
                         container=CONTAINER_NAME,

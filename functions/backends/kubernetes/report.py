@@ -5,7 +5,8 @@ from __future__ import annotations
 from pydantic import ValidationError
 
 from functions.backends.kubernetes.pod_state import DEADLINE_EXCEEDED, OOM_KILLED, PodObservation
-from functions.core.protocol import CaseReport, RunnerReport, b64encode
+from functions.core.protocol import RunnerReport
+from functions.core.results import killed_sandbox_report
 from functions.core.verdicts import TIMEOUT_EXIT_CODE, Verdict
 
 _OOM_EXIT_CODE = 137  # 128 + SIGKILL, what a container runtime reports for an OOM kill
@@ -35,7 +36,7 @@ def assemble_report(
 ) -> RunnerReport:
     if observation.reason == OOM_KILLED:
         if report is None:
-            return killed_report(
+            return killed_sandbox_report(
                 language_version,
                 verdict=Verdict.MEMORY_LIMIT_EXCEEDED,
                 exit_code=_OOM_EXIT_CODE,
@@ -47,7 +48,7 @@ def assemble_report(
     if report is not None:
         return report
     if DEADLINE_EXCEEDED in (job_failure, observation.reason):
-        return killed_report(
+        return killed_sandbox_report(
             language_version,
             verdict=Verdict.TIME_LIMIT_EXCEEDED,
             exit_code=TIMEOUT_EXIT_CODE,
@@ -69,24 +70,6 @@ def assemble_report(
         language_version=language_version,
         internal_error=f"the runner ended without a report ({detail or observation.phase})",
     )
-
-
-def killed_report(
-    language_version: str, *, verdict: Verdict, exit_code: int, wall_time_s: float, memory_kb: int, note: str
-) -> RunnerReport:
-    """Same shape as `functions.core.results.killed_sandbox_report`, from the Job alone.
-
-    The Step Functions poller has only the Job name, not the task, so the version comes from the Job.
-    """
-    case = CaseReport(
-        verdict=verdict,
-        exit_code=exit_code,
-        signal="SIGKILL",
-        stderr_b64=b64encode(note.encode("utf-8")),
-        wall_time_s=wall_time_s,
-        memory_kb=memory_kb,
-    )
-    return RunnerReport(language_version=language_version, cases=[case])
 
 
 def _sigkills_as_oom(report: RunnerReport) -> RunnerReport:

@@ -61,9 +61,10 @@ def classify(exc: Exception) -> ApiErrorKind:
 
 
 def describe(exc: Exception) -> str:
+    """For API callers: a connection error's text names the cluster's host and port, so only its type."""
     if isinstance(exc, ApiException):
         return f"HTTP {exc.status} {exc.reason or ''}".strip()
-    return f"{type(exc).__name__}: {exc}"
+    return type(exc).__name__
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +91,7 @@ class RetryPolicy:
                 "the runner namespace's quota is full; try again shortly",
                 retry_after_s=self.quota_retry_after_s,
             )
+        logger.warning("Kubernetes API call failed", extra={"operation": operation, "error": str(exc)[:500]})
         return BackendUnavailableError(f"Kubernetes API call {operation} failed: {describe(exc)}")
 
     def call(
@@ -118,7 +120,7 @@ class RetryPolicy:
                     raise self.error_for(operation, exc) from exc
                 logger.warning(
                     "retrying Kubernetes API call",
-                    extra={"operation": operation, "attempt": attempt, "error": describe(exc)},
+                    extra={"operation": operation, "attempt": attempt, "error": str(exc)[:500]},
                 )
                 self.sleep(delay_s)
 

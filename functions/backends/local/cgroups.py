@@ -4,6 +4,10 @@ Each run gets `<hierarchy>/<root_name>/<run name>` with a memory limit (swap off
 accounts it) and a pids limit. The sandbox's first process joins it before it execs bubblewrap
 (`cgroup.procs` of every directory in `RunCgroup.procs_files`). After the run the backend reads the
 OOM-kill counter and the peak memory, kills whatever is left and removes the directories.
+
+A run directory is named `run-<pid of the creating process>-<random>`. A worker process killed mid-run
+leaves its (empty) run directories behind; the next backend start removes them (`remove_stale`), but never
+one whose creator is alive (it may be between mkdir and the sandbox joining) or that still has processes.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ V2_CONTROLLERS = ("memory", "pids")
 _KILL_ROUNDS = 200
 _KILL_PAUSE_S = 0.005
 _RMDIR_ATTEMPTS = 50
+RUN_PREFIX = "run-"
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,19 +127,56 @@ class RunCgroup:
     def remove(self) -> None:
         for directory in self.dirs:
             for _ in range(_RMDIR_ATTEMPTS):
-                try:
-                    directory.rmdir()
+                if _try_rmdir(directory):
                     break
-                except FileNotFoundError:
-                    break
-                except OSError as exc:
-                    if exc.errno != errno.EBUSY:
-                        logger.warning("cannot remove cgroup %s: %s", directory, exc)
-                        break
-                    # Exiting tasks leave the cgroup a moment after SIGKILL.
-                    time.sleep(_KILL_PAUSE_S)
+                # Exiting tasks leave the cgroup a moment after SIGKILL.
+                time.sleep(_KILL_PAUSE_S)
             else:
                 logger.warning("cgroup %s is still busy; left behind", directory)
+
+
+def _try_rmdir(directory: Path) -> bool:
+    """Remove one cgroup directory; False only while it is busy (EBUSY: it still has processes)."""
+    try:
+        directory.rmdir()
+    except FileNotFoundError:
+        return True
+    except OSError as exc:
+        if exc.errno == errno.EBUSY:
+            return False
+        logger.warning("cannot remove cgroup %s: %s", directory, exc)
+    return True
+
+
+def run_dir_name(owner_pid: int) -> str:
+    return f"{RUN_PREFIX}{owner_pid}-{uuid.uuid4().hex}"
+
+
+def _owner_pid(name: str) -> int | None:
+    """The creating process of `run-<pid>-<hex>`; None for any other name (e.g. an older `run-<hex>`)."""
+    pid, separator, _ = name.removeprefix(RUN_PREFIX).partition("-")
+    return int(pid) if separator and pid.isdigit() else None
+
+
+def _is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive
+    return True
+
+
+def _is_stale(directory: Path) -> bool:
+    """A run directory nobody can still be using: its creator is gone and no process is in it."""
+    if not directory.name.startswith(RUN_PREFIX) or not directory.is_dir():
+        return False
+    owner_pid = _owner_pid(directory.name)
+    if owner_pid is not None and _is_alive(owner_pid):
+        # A live run of another worker, possibly between mkdir and its sandbox joining (still empty).
+        return False
+    return not _pids(directory / "cgroup.procs")
 
 
 class CgroupManager:
@@ -146,7 +188,7 @@ class CgroupManager:
 
     def create(self, *, memory_limit_mb: int, max_pids: int) -> RunCgroup:
         """A new run cgroup with its limits set; raises OSError when the host refuses."""
-        name = f"run-{uuid.uuid4().hex}"
+        name = run_dir_name(os.getpid())
         dirs = tuple(parent / name for parent in self.parents)
         run = RunCgroup(version=self.version, dirs=dirs)
         try:
@@ -157,6 +199,22 @@ class CgroupManager:
             run.remove()
             raise
         return run
+
+    def remove_stale(self) -> int:
+        """Remove run directories left by dead processes (a worker killed mid-run); how many went.
+
+        A directory that gained a process meanwhile is busy (EBUSY) and stays: the kernel refuses to
+        remove a cgroup with tasks, so a live run is never disturbed.
+        """
+        removed = 0
+        for parent in self.parents:
+            with contextlib.suppress(OSError):
+                for directory in sorted(parent.iterdir()):
+                    if _is_stale(directory) and _try_rmdir(directory) and not directory.exists():
+                        removed += 1
+        if removed:
+            logger.info("removed %d stale run cgroup(s) under %s", removed, self.parents)
+        return removed
 
     def _set_limits(self, run: RunCgroup, memory_bytes: int, max_pids: int) -> None:
         if self.version == 2:  # noqa: PLR2004
@@ -212,7 +270,13 @@ def detect_cgroups(root_name: str, mounts_text: str | None = None) -> CgroupMana
             mounts_text = Path("/proc/self/mounts").read_text(encoding="utf-8")
         except OSError:
             return None
-    hierarchies = parse_mounts(mounts_text)
+    manager = _prepare(parse_mounts(mounts_text), root_name)
+    if manager is not None:
+        manager.remove_stale()
+    return manager
+
+
+def _prepare(hierarchies: Hierarchies, root_name: str) -> CgroupManager | None:
     try:
         if hierarchies.v2_mount is not None and set(V2_CONTROLLERS) <= _v2_controllers(hierarchies.v2_mount):
             return _prepare_v2(hierarchies.v2_mount, root_name)

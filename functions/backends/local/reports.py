@@ -37,23 +37,21 @@ def interpret_outcome(task: RunnerTask, outcome: SandboxOutcome, *, deadline_cut
             raise DeadlineExceededError(
                 "the run did not finish inside the request's time budget", execution_id=task.execution_id
             )
-        return killed_sandbox_report(
+        return _killed(
             task,
+            outcome,
             verdict=Verdict.TIME_LIMIT_EXCEEDED,
             exit_code=TIMEOUT_EXIT_CODE,
-            wall_time_s=outcome.wall_time_s,
-            memory_kb=outcome.peak_memory_kb,
             note="the run exceeded its total time budget and the sandbox was killed",
         )
     report = None if outcome.stdout_overflow else parse_report(outcome.stdout)
     if report is None:
         if outcome.oom_killed:
-            return killed_sandbox_report(
+            return _killed(
                 task,
+                outcome,
                 verdict=Verdict.MEMORY_LIMIT_EXCEEDED,
                 exit_code=OOM_EXIT_CODE,
-                wall_time_s=outcome.wall_time_s,
-                memory_kb=outcome.peak_memory_kb,
                 note="the sandbox ran out of memory and was killed",
             )
         logger.error(
@@ -70,6 +68,20 @@ def interpret_outcome(task: RunnerTask, outcome: SandboxOutcome, *, deadline_cut
     if outcome.oom_killed:
         return report.model_copy(update={"cases": [_as_oom(case) for case in report.cases]})
     return report
+
+
+def _killed(
+    task: RunnerTask, outcome: SandboxOutcome, *, verdict: Verdict, exit_code: int, note: str
+) -> RunnerReport:
+    """The report of a sandbox killed before its runner wrote one, with what the sandbox measured."""
+    return killed_sandbox_report(
+        task.language.version,
+        verdict=verdict,
+        exit_code=exit_code,
+        wall_time_s=outcome.wall_time_s,
+        memory_kb=outcome.peak_memory_kb,
+        note=note,
+    )
 
 
 def _as_oom(case: CaseReport) -> CaseReport:

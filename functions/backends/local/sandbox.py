@@ -27,16 +27,14 @@ BackendUnavailableError. As root, bwrap is started through `setpriv` as an unpri
 or root-owned files like /proc/sys/* pass the permission check. When the call returns, no process of
 the run is alive: the cgroup is emptied with SIGKILL, bwrap's process group is killed, and bwrap's
 `--die-with-parent` plus the PID namespace take down anything a cgroup could not hold.
+
+This module builds the configuration and the command line; `process_io` runs it (the I/O loop).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import selectors
-import signal
-import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -53,16 +51,12 @@ from functions.backends.local.bwrap import (
     sandbox_env,
 )
 from functions.backends.local.cgroups import CgroupManager, RunCgroup, detect_cgroups
-from functions.core.errors import BackendUnavailableError
+from functions.backends.local.process_io import Streams, run_process
 from functions.core.languages import LanguageSpec
 from functions.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 
-_READ_CHUNK_BYTES = 64 * 1024
-_POLL_TICK_S = 0.05
-# After the runner exits, stragglers holding the pipes get this long before we stop reading.
-_DRAIN_AFTER_EXIT_S = 1.0
 # Joins the per-run cgroup(s) before bwrap starts, so every process of the run is accounted from birth.
 # It runs with the service's identity (allowed to move itself), then execs setpriv/bwrap.
 # Arguments: procs files, then "--", then the command. Exit 125 = could not join (never runs bwrap).
@@ -147,15 +141,6 @@ class SandboxOutcome:
     cgroup_used: bool = False
 
 
-@dataclass(slots=True)
-class _Streams:
-    stdout: bytearray = field(default_factory=bytearray)
-    stderr: bytearray = field(default_factory=bytearray)
-    timed_out: bool = False
-    cancelled: bool = False
-    stdout_overflow: bool = False
-
-
 def run_runner_sandboxed(
     *,
     language: LanguageSpec,
@@ -169,28 +154,18 @@ def run_runner_sandboxed(
 ) -> SandboxOutcome:
     """Run the runner once in a fresh sandbox (see the module docstring for the contract)."""
     config = config or default_sandbox_config()
-    argv = [*_drop_privileges_prefix(config), *build_bwrap_argv(config.layout(runner_env))]
     cgroup = _create_cgroup(
         config,
         memory_limit_mb=language.sandbox_memory_mb(memory_limit_mb) + config.runner_memory_mb,
         max_pids=max_processes + config.runner_pids,
     )
-    if cgroup is not None:
-        argv = [
-            "/bin/sh",
-            "-c",
-            _JOIN_CGROUP_SCRIPT,
-            "join-cgroup",
-            *map(str, cgroup.procs_files),
-            "--",
-            *argv,
-        ]
+    streams = Streams(stdout_max_bytes=config.report_max_bytes, stderr_max_bytes=config.stderr_max_bytes)
     started_s = time.monotonic()
     try:
-        streams, exit_code = _run(
-            argv=argv,
+        exit_code = run_process(
+            argv=_sandbox_argv(config, runner_env, cgroup),
             stdin=stdin,
-            config=config,
+            streams=streams,
             cgroup=cgroup,
             deadline_s=started_s + wall_timeout_s,
             cancel=cancel,
@@ -216,6 +191,16 @@ def run_runner_sandboxed(
     )
 
 
+def _sandbox_argv(
+    config: SandboxConfig, runner_env: dict[str, str] | None, cgroup: RunCgroup | None
+) -> list[str]:
+    """[join the cgroup] [drop root] bwrap ... runner: the whole command line of one run."""
+    argv = [*_drop_privileges_prefix(config), *build_bwrap_argv(config.layout(runner_env))]
+    if cgroup is None:
+        return argv
+    return ["/bin/sh", "-c", _JOIN_CGROUP_SCRIPT, "join-cgroup", *map(str, cgroup.procs_files), "--", *argv]
+
+
 def _drop_privileges_prefix(config: SandboxConfig) -> list[str]:
     """As root, bwrap must run as an unprivileged host uid: its user namespace maps the sandbox's uid
     to the caller's, and a sandbox uid backed by host root passes every DAC check on root-owned files
@@ -235,131 +220,3 @@ def _create_cgroup(config: SandboxConfig, *, memory_limit_mb: int, max_pids: int
         # Running without limits would be worse than refusing, but the runner's rlimits still hold.
         logger.warning("cannot create a run cgroup (%s); this run relies on rlimits only", exc)
         return None
-
-
-def _run(
-    *,
-    argv: list[str],
-    stdin: bytes | None,
-    config: SandboxConfig,
-    cgroup: RunCgroup | None,
-    deadline_s: float,
-    cancel: threading.Event | None,
-) -> tuple[_Streams, int]:
-    try:
-        proc = _start(argv, stdin)
-    except OSError as exc:
-        raise BackendUnavailableError(f"cannot start the sandbox ({argv[0]}): {exc}") from exc
-    try:
-        streams = _communicate(
-            proc=proc, stdin=stdin, config=config, cgroup=cgroup, deadline_s=deadline_s, cancel=cancel
-        )
-    finally:
-        _kill(proc, cgroup)
-    returncode = proc.returncode
-    return streams, 128 - returncode if returncode < 0 else returncode
-
-
-def _start(argv: list[str], stdin: bytes | None) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        argv,
-        stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        # bwrap clears the sandbox's env anyway; the outer process gets nothing of ours either.
-        env={"PATH": "/usr/bin:/bin"},
-        start_new_session=True,
-        close_fds=True,
-        cwd="/",
-    )
-
-
-def _kill(proc: subprocess.Popen[bytes], cgroup: RunCgroup | None) -> None:
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-    if cgroup is not None:
-        cgroup.kill_all()
-    for pipe in (proc.stdin, proc.stdout, proc.stderr):
-        if pipe is not None:
-            with contextlib.suppress(OSError):
-                pipe.close()
-    proc.wait()
-
-
-def _communicate(
-    *,
-    proc: subprocess.Popen[bytes],
-    stdin: bytes | None,
-    config: SandboxConfig,
-    cgroup: RunCgroup | None,
-    deadline_s: float,
-    cancel: threading.Event | None,
-) -> _Streams:
-    """Feed stdin and read both streams (bounded) until EOF, the deadline or a cancel."""
-    assert proc.stdout is not None  # noqa: S101 - Popen was given PIPE
-    assert proc.stderr is not None  # noqa: S101
-    streams = _Streams()
-    pending = memoryview(stdin or b"")
-    with selectors.DefaultSelector() as selector:
-        if proc.stdin is not None:
-            os.set_blocking(proc.stdin.fileno(), False)
-            selector.register(proc.stdin, selectors.EVENT_WRITE)
-        selector.register(proc.stdout, selectors.EVENT_READ, streams.stdout)
-        selector.register(proc.stderr, selectors.EVENT_READ, streams.stderr)
-        exited_at_s: float | None = None
-        while selector.get_map():
-            now_s = time.monotonic()
-            if cancel is not None and cancel.is_set():
-                streams.cancelled = True
-                break
-            if now_s >= deadline_s:
-                streams.timed_out = True
-                break
-            if exited_at_s is None and proc.poll() is not None:
-                # The runner is done: whatever it left behind dies now, so the pipes reach EOF.
-                exited_at_s = now_s
-                if cgroup is not None:
-                    cgroup.kill_all()
-            if exited_at_s is not None and now_s - exited_at_s > _DRAIN_AFTER_EXIT_S:
-                break
-            for key, _ in selector.select(timeout=min(_POLL_TICK_S, deadline_s - now_s)):
-                if key.fileobj is proc.stdin:
-                    pending = _feed(selector, proc, pending)
-                elif not _drain(selector, key, streams, config):
-                    return streams
-    return streams
-
-
-def _feed(selector: selectors.BaseSelector, proc: subprocess.Popen[bytes], pending: memoryview) -> memoryview:
-    assert proc.stdin is not None  # noqa: S101
-    try:
-        written = os.write(proc.stdin.fileno(), pending[:_READ_CHUNK_BYTES]) if pending else 0
-    except BlockingIOError:
-        return pending
-    except BrokenPipeError:
-        written = len(pending)
-    pending = pending[written:]
-    if not pending:
-        selector.unregister(proc.stdin)
-        proc.stdin.close()
-    return pending
-
-
-def _drain(
-    selector: selectors.BaseSelector, key: selectors.SelectorKey, streams: _Streams, config: SandboxConfig
-) -> bool:
-    """Read one chunk; False when stdout overflowed its cap (the caller then kills the run)."""
-    buffer: bytearray = key.data
-    chunk = os.read(key.fd, _READ_CHUNK_BYTES)
-    if not chunk:
-        selector.unregister(key.fileobj)
-        return True
-    is_stdout = buffer is streams.stdout
-    cap = config.report_max_bytes if is_stdout else config.stderr_max_bytes
-    room = cap - len(buffer)
-    buffer += chunk[: max(room, 0)]
-    if len(chunk) > room and is_stdout:
-        streams.stdout_overflow = True
-        return False
-    return True
