@@ -23,15 +23,3 @@ TIMEOUT_EXIT_CODE = 124  # what coreutils `timeout` returns; the seed contract k
 def overall_verdict(case_verdicts: Iterable[Verdict]) -> Verdict:
     """The first non-accepted verdict, else accepted."""
     return next((verdict for verdict in case_verdicts if verdict is not Verdict.ACCEPTED), Verdict.ACCEPTED)
-
-
-def outputs_match(actual: bytes, expected: bytes) -> bool:
-    """Compare ignoring trailing whitespace on each line and trailing blank lines (judge convention)."""
-    return _normalise(actual) == _normalise(expected)
-
-
-def _normalise(text: bytes) -> list[bytes]:
-    lines = [line.rstrip() for line in text.replace(b"\r\n", b"\n").split(b"\n")]
-    while lines and not lines[-1]:
-        lines.pop()
-    return lines

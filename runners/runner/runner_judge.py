@@ -1,7 +1,7 @@
 """Map what a process did to a verdict (the names are functions/core/verdicts.py's Verdict values).
 
-Standard library only; the comparison rule repeats functions.core.verdicts.outputs_match on purpose,
-because the runner cannot import the service's packages inside a sandbox.
+Standard library only (the runner cannot import the service's packages inside a sandbox). The expected-output
+comparison lives only here: judging happens inside the sandbox, never in the service.
 """
 
 from __future__ import annotations

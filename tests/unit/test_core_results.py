@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
-
 from functions.core.protocol import CaseReport, CompileReport, RunnerReport, b64encode
 from functions.core.results import build_response, killed_sandbox_report
 from functions.core.spec import build_task
-from functions.core.verdicts import Verdict, outputs_match, overall_verdict
+from functions.core.verdicts import Verdict, overall_verdict
 from tests.unit.factories import POLICY, REGISTRY, request
 
 
@@ -20,31 +18,6 @@ def case(verdict: Verdict, stdout: bytes = b"", exit_code: int = 0, memory_kb: i
         cpu_time_s=0.25,
         memory_kb=memory_kb,
     )
-
-
-@pytest.mark.parametrize(
-    ("actual", "expected", "match"),
-    [
-        (b"1\n2\n", b"1\n2", True),
-        (b"1  \n2\t\n\n\n", b"1\n2\n", True),
-        (b"1\r\n2\r\n", b"1\n2\n", True),
-        (b"1\n\n2\n", b"1\n2\n", False),
-        (b" 1\n", b"1\n", False),
-        (b"", b"\n\n", True),
-        (b"12", b"1", False),
-    ],
-    ids=[
-        "missing-final-newline",
-        "trailing-spaces",
-        "crlf",
-        "inner-blank-line",
-        "leading-space",
-        "blank",
-        "prefix",
-    ],
-)
-def test_outputs_match_ignores_only_trailing_whitespace(actual: bytes, expected: bytes, match: bool) -> None:
-    assert outputs_match(actual, expected) is match
 
 
 def test_overall_verdict_is_first_failure() -> None:
