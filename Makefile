@@ -144,4 +144,4 @@ bench: bench-bundle bench-runs ## Benchmarks: bundle size, cold start, sandbox a
 
 .PHONY: bench-runs
 bench-runs: setup ## Hello world per language: bare toolchain vs runner vs sandbox vs HTTP handler (ratios)
-	POWERTOOLS_METRICS_DISABLED=true POWERTOOLS_LOG_LEVEL=WARNING $(PY) -m tests.bench.bench_runs
+	$(PY) -m tests.bench.bench_runs

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from functions import observability
 from functions.api.handler import lambda_handler
 from functions.core.languages import LanguageSpec, load_registry
 from functions.core.models import ExecuteRequest
@@ -55,7 +56,11 @@ def _bare(language: LanguageSpec, source: bytes) -> Callable[[], object]:
             for argv in (language.compile, language.run):
                 if argv is not None:
                     subprocess.run(
-                        [part.format(**fill) for part in argv], cwd=work_dir, check=True, capture_output=True
+                        [part.format(**fill) for part in argv],
+                        cwd=work_dir,
+                        check=True,
+                        capture_output=True,
+                        env=BARE_ENV,
                     )
 
     return run
@@ -107,6 +112,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repetitions", type=int, default=10)
     arguments = parser.parse_args()
+    # As in the local server: nothing collects EMF here, and per-run log lines would bury the table.
+    observability.set_metrics_enabled(False)
+    observability.quiet_logs()
     settings = get_settings()
     results: dict[str, Any] = {"repetitions": arguments.repetitions, "languages": {}}
     for language in load_registry(settings.runners_dir).all():
