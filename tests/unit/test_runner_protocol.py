@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -11,7 +12,16 @@ import pytest
 
 from functions.core.protocol import CaseReport, CompileReport, RunnerReport, RunnerTask, TaskCase
 from functions.core.verdicts import TIMEOUT_EXIT_CODE, Verdict
-from tests.unit.conftest import b64, make_task, needs_toolchain, run_runner_raw, unb64
+from tests.unit.conftest import (
+    RUNNER,
+    RUNNER_DEADLINE_S,
+    SYSTEM_PYTHON,
+    b64,
+    make_task,
+    needs_toolchain,
+    run_runner_raw,
+    unb64,
+)
 
 RunTask = Callable[[RunnerTask], RunnerReport]
 pytestmark = needs_toolchain("python")
@@ -143,3 +153,72 @@ def test_writing_a_file_beyond_the_size_limit_is_output_limit_exceeded(run_task:
     # Then output_limit_exceeded
     assert report.cases[0].verdict is Verdict.OUTPUT_LIMIT_EXCEEDED
     assert report.cases[0].signal == "SIGXFSZ"
+
+
+def with_language(task: RunnerTask, **changes: object) -> RunnerTask:
+    return task.model_copy(update={"language": task.language.model_copy(update=changes)})
+
+
+def test_a_missing_interpreter_is_an_internal_error_naming_it(run_task: RunTask) -> None:
+    # Given a language whose run command does not exist on PATH
+    task = with_language(make_task("python", "print(1)\n"), run=("no-such-interpreter", "{file}"))
+    # When run / Then the exec failure comes back as the runner's error, naming the command
+    report = run_task(task)
+    assert report.cases == []
+    assert report.internal_error is not None
+    assert "FileNotFoundError" in report.internal_error
+    assert "no-such-interpreter" in report.internal_error
+
+
+def test_a_failing_version_command_leaves_the_version_empty(run_task: RunTask) -> None:
+    # Given a version command that does not exist / When run
+    task = with_language(make_task("python", "print(1)\n"), version_command=("no-such-tool", "--version"))
+    report = run_task(task)
+    # Then the program still runs; only the version is unknown
+    assert report.language_version == ""
+    assert report.cases[0].verdict is Verdict.ACCEPTED
+
+
+def test_the_program_gets_no_descriptor_the_runner_inherited(tmp_path: Path) -> None:
+    # Given a runner started with an extra open file descriptor
+    task = make_task(
+        "python",
+        "import os, sys\ntry:\n    os.fstat(int(sys.argv[1]))\n    print('open')\nexcept OSError:\n    print('closed')\n",
+    )
+    with (tmp_path / "secret").open("wb") as secret:
+        fd = secret.fileno()
+        completed = subprocess.run(
+            [str(SYSTEM_PYTHON), "-B", str(RUNNER)],
+            input=task.model_copy(update={"args": (str(fd),)}).model_dump_json().encode(),
+            env={},
+            capture_output=True,
+            pass_fds=(fd,),
+            timeout=RUNNER_DEADLINE_S,
+            check=True,
+        )
+    # When the program looks for it / Then it is closed
+    report = RunnerReport.model_validate_json(completed.stdout)
+    assert unb64(report.cases[0].stdout_b64) == b"closed\n"
+
+
+def test_the_work_dir_is_removed_without_following_planted_symlinks(tmp_path: Path) -> None:
+    # Given a file outside the work dir, and a program that links to its folder and leaves nested files
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("precious")
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    source = (
+        "import os\n"
+        f"os.symlink({str(outside)!r}, 'link')\n"
+        "os.makedirs('a/b/c')\n"
+        "open('a/b/c/f', 'w').write('x')\n"
+        f"os.symlink({str(outside / 'keep.txt')!r}, 'a/file-link')\n"
+        "print('ok')\n"
+    )
+    # When the runner runs it with its temp dir there
+    outcome = run_runner_raw(make_task("python", source).model_dump_json().encode(), {"TMPDIR": str(temp)})
+    # Then the program ran, its work dir is gone, and what the links pointed at is untouched
+    assert unb64(outcome.report.cases[0].stdout_b64) == b"ok\n"
+    assert list(temp.iterdir()) == []
+    assert (outside / "keep.txt").read_text() == "precious"
