@@ -97,8 +97,10 @@ def test_image_asset_context_holds_the_runner_and_only_its_language(
     # When we list the staged build context
     context = dev_synth.outdir / image["source"]["directory"]
     top_level = {path.name for path in context.iterdir()} - {".dockerignore"}
-    # Then it is runners/runner plus the language's own folder, built for the cluster's platform
-    assert top_level == {"runner", language.name}
+    # Then it is runners/runner, the shared hardening script and the language's own folder, built for the
+    # cluster's platform
+    assert top_level == {"runner", "harden-image.sh", language.name}
+    assert (context / "harden-image.sh").is_file()
     assert (context / "runner" / "runner.py").is_file()
     assert image["source"]["dockerFile"] == f"{language.name}/Dockerfile"
     assert image["source"]["platform"] == "linux/amd64"
