@@ -7,6 +7,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,9 +18,10 @@ from functions.core.languages import load_registry
 from functions.core.models import ExecuteRequest
 from functions.core.protocol import RunnerTask
 from functions.core.results import decode_text
-from functions.core.spec import LimitPolicy, build_task
+from functions.core.spec import build_task
 from functions.core.verdicts import Verdict
 from functions.settings import DEFAULT_RUNNERS_DIR, Settings
+from functions.wiring import sync_policy
 
 pytestmark = [
     pytest.mark.sandbox,
@@ -27,17 +29,13 @@ pytestmark = [
 ]
 
 MakeBackend = Callable[..., LocalBackend]
-POLICY = LimitPolicy(
+# The service's own limits, with shorter defaults and smaller caps so the tests stay quick.
+POLICY = replace(
+    sync_policy(Settings()),
     default_timeout_s=5.0,
-    max_timeout_s=20.0,
-    compile_timeout_s=30.0,
     total_budget_s=20.0,
     default_memory_limit_mb=128,
-    min_memory_limit_mb=16,
-    max_memory_limit_mb=512,
-    max_code_bytes=65536,
     max_stdin_bytes=65536,
-    output_limit_bytes=65536,
     max_test_cases=8,
     max_args=8,
     max_arg_bytes=256,
