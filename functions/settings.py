@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from functools import cache
 from pathlib import Path
 from typing import Literal
@@ -41,27 +43,23 @@ class Settings(BaseSettings):
     max_processes: int = Field(default=64, gt=0)
     max_file_size_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
 
+    # Where the service keeps its state: sandbox boxes, uid leases, caches, asynchronous executions. Its path
+    # must be traversable by the sandbox uids (bubblewrap binds a box from there as that uid).
+    data_dir: Path = Field(default_factory=lambda: Path(tempfile.gettempdir()) / f"code-exec-{os.geteuid()}")
+
     # Local backend.
     local_max_concurrency: int = Field(default=4, gt=0)
     local_queue_wait_s: float = Field(default=2.0, ge=0)
     local_tmp_size_mb: int = Field(default=64, gt=0)
     local_cgroup_root: str = "code-exec"
-    sandbox_python: Path = Path("/usr/bin/python3")
     local_bwrap_path: Path = Path("/usr/bin/bwrap")
-    # False runs without per-run cgroups even where the host allows them (rlimits only).
-    local_use_cgroups: bool = True
-    # Added to the language's sandbox memory and to max_processes for the runner's own process/threads.
-    local_runner_memory_mb: int = Field(default=32, ge=0)
-    local_runner_pids: int = Field(default=32, ge=1)
-    # Bound on what we read of the runner's report (stdout) and its own stderr.
-    local_report_max_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
-    local_stderr_max_bytes: int = Field(default=64 * 1024, gt=0)
-    # The sandbox is killed this long after the task's total_budget_s (the runner should stop first).
-    local_kill_grace_s: float = Field(default=2.0, gt=0)
-    # When the service runs as root, bubblewrap runs as this unprivileged host uid/gid (via setpriv), so the
-    # sandbox's user is never host root in disguise.
-    local_sandbox_host_uid: int = Field(default=65534, gt=0)
-    local_sandbox_host_gid: int = Field(default=65534, gt=0)
+    # bubblewrap's own processes in each sandbox, on top of the task's memory and process limits.
+    local_sandbox_overhead_mb: int = Field(default=8, ge=0)
+    local_sandbox_overhead_pids: int = Field(default=4, ge=1)
+    # When the service runs as root, every live sandbox runs as its own host uid from this range (via
+    # setpriv), so concurrent runs share no per-user kernel state and none is host root in disguise.
+    local_sandbox_uid_base: int = Field(default=60000, gt=0)
+    local_sandbox_uid_count: int = Field(default=256, gt=0)
     local_setpriv_path: Path = Path("/usr/bin/setpriv")
 
     # Kubernetes backend: one Job per run. Auth "auto" = EKS when a cluster name is set, else kubeconfig.

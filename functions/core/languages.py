@@ -37,15 +37,14 @@ class LanguageSpec(BaseModel):
     env: dict[str, str] = Field(default_factory=dict)
     compile_memory_mb: int = Field(default=0, ge=0)
     runtime_overhead_mb: int = Field(default=0, ge=0)
+    # Host paths the local sandbox must show (read-only) beyond /usr: configuration in /etc, or a toolchain
+    # installed under the otherwise hidden /usr/local.
+    sandbox_paths: tuple[str, ...] = ()
     test_program: str
 
     @property
     def compiled(self) -> bool:
         return self.compile is not None
-
-    def sandbox_memory_mb(self, memory_limit_mb: int) -> int:
-        """Memory the whole sandbox may use: the program's limit plus runtime overhead, or the compiler's."""
-        return max(memory_limit_mb + self.runtime_overhead_mb, self.compile_memory_mb)
 
 
 class LanguageRegistry:

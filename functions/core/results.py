@@ -1,56 +1,58 @@
-"""Turn the runner's report into the HTTP response (DESIGN section 1)."""
+"""A checked report and its judging plan -> the HTTP response (docs/api.md)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from functions.core.judging import JudgingPlan, judge_case
 from functions.core.models import ExecuteResponse, TestCaseResult, TruncationFlags
-from functions.core.protocol import CaseReport, RunnerReport, RunnerTask, b64decode, b64encode
+from functions.core.protocol import ProcessReport, RunnerReport, StreamReport, b64decode
+from functions.core.report_checks import (
+    ReportExpectations,
+    ReportRejectedError,
+    check_report,
+    compile_succeeded,
+)
 from functions.core.verdicts import Verdict, overall_verdict
+
+# Called with the reason whenever a report is refused: the adapter that owns logging records it.
+RejectionListener = Callable[[str, str], None]
 
 
 def decode_text(data_b64: str) -> str:
     return b64decode(data_b64).decode("utf-8", errors="replace")
 
 
-def build_response(task: RunnerTask, report: RunnerReport, *, include_test_results: bool) -> ExecuteResponse:
-    """`include_test_results` is true when the request sent test_cases (even a single one)."""
+def expectations_of(plan: JudgingPlan) -> ReportExpectations:
+    return ReportExpectations(
+        case_count=plan.case_count, compiled=plan.compiled, output_limit_bytes=plan.output_limit_bytes
+    )
+
+
+def build_response(
+    plan: JudgingPlan, report: RunnerReport, *, on_rejected: RejectionListener | None = None
+) -> ExecuteResponse:
+    """Judge `report` against `plan`; a report that fails its checks answers internal_error."""
+    try:
+        report = check_report(report, expectations_of(plan))
+    except ReportRejectedError as exc:
+        if on_rejected is not None:
+            on_rejected(plan.execution_id, str(exc))
+        report = RunnerReport(language_version=report.language_version, internal_error=str(exc))
     common = {
-        "execution_id": task.execution_id,
-        "language": task.language.name,
-        "language_version": report.language_version,
+        "execution_id": plan.execution_id,
+        "language": plan.language,
+        "language_version": report.language_version or plan.language_version,
     }
     if report.internal_error is not None:
-        return ExecuteResponse(
-            status="failed",
-            stdout="",
-            stderr=report.internal_error,
-            execution_time=0.0,
-            exit_code=None,
-            verdict=Verdict.INTERNAL_ERROR,
-            **common,
-        )
-    compile_output = decode_text(report.compile.output_b64) if report.compile else ""
-    if report.compile is not None and not report.compile.succeeded:
-        return ExecuteResponse(
-            status="failed",
-            stdout="",
-            stderr=compile_output,
-            execution_time=report.compile.wall_time_s,
-            exit_code=report.compile.exit_code,
-            verdict=Verdict.COMPILATION_ERROR,
-            compile_output=compile_output,
-            **common,
-        )
-    if not report.cases:
-        return ExecuteResponse(
-            status="failed",
-            stdout="",
-            stderr="the runner reported no run",
-            execution_time=0.0,
-            exit_code=None,
-            verdict=Verdict.INTERNAL_ERROR,
-            **common,
-        )
-    results = [_case_result(case) for case in report.cases]
+        return _failure(Verdict.INTERNAL_ERROR, report.internal_error, common)
+    if report.compile is not None and not compile_succeeded(report.compile):
+        return _compile_failure(report.compile, plan, common)
+    compile_output = decode_text(report.compile.stdout.data_b64) if report.compile else ""
+    results = [
+        _case_result(case, plan, expected)
+        for case, expected in zip(report.cases, plan.expected_sha256, strict=True)
+    ]
     verdict = overall_verdict(result.verdict for result in results)
     deciding = next((result for result in results if result.verdict is not Verdict.ACCEPTED), results[0])
     return ExecuteResponse(
@@ -65,39 +67,52 @@ def build_response(task: RunnerTask, report: RunnerReport, *, include_test_resul
         verdict=verdict,
         compile_output=compile_output,
         truncated=deciding.truncated,
-        test_results=results if include_test_results else None,
+        test_results=results if plan.include_test_results else None,
         **common,
     )
 
 
-def _case_result(case: CaseReport) -> TestCaseResult:
+def _failure(verdict: Verdict, message: str, common: dict[str, str]) -> ExecuteResponse:
+    return ExecuteResponse(
+        status="failed", stdout="", stderr=message, execution_time=0.0, exit_code=None, verdict=verdict, **common
+    )
+
+
+def _compile_failure(step: ProcessReport, plan: JudgingPlan, common: dict[str, str]) -> ExecuteResponse:
+    output = decode_text(step.stdout.data_b64)
+    if step.timed_out:
+        output += f"\nCompilation timed out after {plan.compile_timeout_s:g} s"
+    elif step.oom_killed:
+        output += "\nThe compiler ran out of memory"
+    return ExecuteResponse(
+        status="failed",
+        stdout="",
+        stderr=output,
+        execution_time=round(step.wall_time_s, 4),
+        exit_code=step.exit_code,
+        verdict=Verdict.COMPILATION_ERROR,
+        compile_output=output,
+        **common,
+    )
+
+
+def _case_result(case: ProcessReport, plan: JudgingPlan, expected_sha256: str | None) -> TestCaseResult:
+    judgement = judge_case(case, plan, expected_sha256)
+    stderr = decode_text(case.stderr.data_b64)
+    if judgement.note:
+        stderr += ("\n" if stderr and not stderr.endswith("\n") else "") + judgement.note + "\n"
     return TestCaseResult(
-        verdict=case.verdict,
-        stdout=decode_text(case.stdout_b64),
-        stderr=decode_text(case.stderr_b64),
-        exit_code=case.exit_code,
-        signal=case.signal,
+        verdict=judgement.verdict,
+        stdout=decode_text(case.stdout.data_b64),
+        stderr=stderr,
+        exit_code=judgement.exit_code,
+        signal=judgement.signal_name,
         execution_time=round(case.wall_time_s, 4),
         cpu_time=round(case.cpu_time_s, 4),
         memory_kb=case.memory_kb,
-        truncated=TruncationFlags(stdout=case.stdout_truncated, stderr=case.stderr_truncated),
+        truncated=TruncationFlags(stdout=_truncated(case.stdout), stderr=_truncated(case.stderr)),
     )
 
 
-def killed_sandbox_report(
-    language_version: str, *, verdict: Verdict, exit_code: int, wall_time_s: float, memory_kb: int, note: str
-) -> RunnerReport:
-    """What a backend reports when the whole sandbox died before the runner could write its document.
-
-    It takes the language version rather than the task: the Kubernetes backend's Step Functions poll knows
-    only the Job (whose annotation carries the version), not the task that created it.
-    """
-    case = CaseReport(
-        verdict=verdict,
-        exit_code=exit_code,
-        signal="SIGKILL",
-        stderr_b64=b64encode(note.encode("utf-8")),
-        wall_time_s=wall_time_s,
-        memory_kb=memory_kb,
-    )
-    return RunnerReport(language_version=language_version, cases=[case])
+def _truncated(stream: StreamReport) -> bool:
+    return stream.total_bytes > len(b64decode(stream.data_b64))

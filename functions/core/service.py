@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from functions.core.backend import ExecutionBackend
 from functions.core.languages import LanguageRegistry
 from functions.core.models import ExecuteRequest, ExecuteResponse, HealthResponse, LanguageInfo
-from functions.core.results import build_response
-from functions.core.spec import LimitPolicy, build_task
+from functions.core.results import RejectionListener, build_response
+from functions.core.spec import LimitPolicy, prepare_run
 
 # Seconds kept back from the caller's remaining time to clean up and write the response.
 RESPONSE_MARGIN_S = 2.0
@@ -21,12 +21,14 @@ class ExecutionService:
     policy: LimitPolicy
     # Time the caller may wait for one synchronous run, all test cases included.
     sync_budget_s: float
+    # Told (execution id, reason) whenever a report fails its checks; the composition root logs it.
+    on_report_rejected: RejectionListener | None = field(default=None)
 
     def execute(self, request: ExecuteRequest, *, caller_remaining_s: float | None = None) -> ExecuteResponse:
         """Run one request; `caller_remaining_s` (a Lambda's remaining time) can only shorten the budget."""
-        task = build_task(request, self.registry, self.policy)
-        report = self.backend.run(task, budget_s=self.budget_s(caller_remaining_s))
-        return build_response(task, report, include_test_results=request.test_cases is not None)
+        prepared = prepare_run(request, self.registry, self.policy)
+        report = self.backend.run(prepared.task, budget_s=self.budget_s(caller_remaining_s))
+        return build_response(prepared.plan, report, on_rejected=self.on_report_rejected)
 
     def budget_s(self, caller_remaining_s: float | None) -> float:
         if caller_remaining_s is None:

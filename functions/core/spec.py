@@ -8,9 +8,12 @@ import uuid
 from dataclasses import dataclass
 
 from functions.core.errors import InvalidRequestError, PayloadTooLargeError
-from functions.core.languages import LanguageRegistry
+from functions.core.judging import JudgingPlan
+from functions.core.languages import LanguageRegistry, LanguageSpec
 from functions.core.models import Encoding, ExecuteRequest
+from functions.core.output_digest import normalized_sha256
 from functions.core.protocol import RunnerTask, TaskCase, TaskLimits, b64encode
+from functions.core.steps import compile_step, run_step, source_file_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,12 +37,73 @@ class LimitPolicy:
     max_file_size_bytes: int
 
 
+@dataclass(frozen=True, slots=True)
+class PreparedRun:
+    """What the sandbox gets (`task`) and what stays with the judge (`plan`: expected outputs' digests)."""
+
+    task: RunnerTask
+    plan: JudgingPlan
+
+
 def new_execution_id() -> str:
     return uuid.uuid4().hex
 
 
-def build_task(request: ExecuteRequest, registry: LanguageRegistry, policy: LimitPolicy) -> RunnerTask:
+def prepare_run(request: ExecuteRequest, registry: LanguageRegistry, policy: LimitPolicy) -> PreparedRun:
+    """Validate `request` against `policy`; raises PermanentError subclasses for anything it refuses."""
     language = registry.get(request.language)
+    source = _source(request, policy)
+    pairs = _cases(request, policy)
+    timeout_s, memory_limit_mb = _timeout_and_memory(request, policy)
+    file_name = source_file_name(language, source)
+    task = RunnerTask(
+        execution_id=new_execution_id(),
+        language=language,
+        source_file_name=file_name,
+        source_b64=b64encode(source),
+        compile=compile_step(
+            language, file_name=file_name, memory_limit_mb=memory_limit_mb, timeout_s=policy.compile_timeout_s
+        ),
+        run=run_step(
+            language,
+            file_name=file_name,
+            memory_limit_mb=memory_limit_mb,
+            timeout_s=timeout_s,
+            args=_args(request.args, policy),
+        ),
+        env=dict(language.env),
+        cases=tuple(TaskCase(stdin_b64=b64encode(stdin)) for stdin, _expected in pairs),
+        limits=TaskLimits(
+            total_budget_s=max(policy.total_budget_s, timeout_s),
+            output_limit_bytes=policy.output_limit_bytes,
+            max_processes=policy.max_processes,
+            max_file_size_bytes=policy.max_file_size_bytes,
+        ),
+    )
+    expected = tuple(None if output is None else normalized_sha256(output) for _stdin, output in pairs)
+    plan = judging_plan(task, expected, include_test_results=request.test_cases is not None)
+    return PreparedRun(task=task, plan=plan)
+
+
+def judging_plan(
+    task: RunnerTask, expected_sha256: tuple[str | None, ...], *, include_test_results: bool
+) -> JudgingPlan:
+    language: LanguageSpec = task.language
+    return JudgingPlan(
+        execution_id=task.execution_id,
+        language=language.name,
+        compiled=task.compile is not None,
+        memory_error_patterns=language.memory_error_patterns,
+        timeout_s=task.run.timeout_s,
+        compile_timeout_s=task.compile.timeout_s if task.compile is not None else task.run.timeout_s,
+        output_limit_bytes=task.limits.output_limit_bytes,
+        expected_sha256=expected_sha256,
+        include_test_results=include_test_results,
+        language_version=language.version,
+    )
+
+
+def _source(request: ExecuteRequest, policy: LimitPolicy) -> bytes:
     source = _decode(request.code, request.encoding, "code")
     if len(source) > policy.max_code_bytes:
         raise PayloadTooLargeError(f"code is {len(source)} bytes; the limit is {policy.max_code_bytes}")
@@ -49,14 +113,7 @@ def build_task(request: ExecuteRequest, registry: LanguageRegistry, policy: Limi
         raise InvalidRequestError("code must be UTF-8 text") from exc
     if not source.strip():
         raise InvalidRequestError("code is empty")
-    return RunnerTask(
-        execution_id=new_execution_id(),
-        language=language,
-        source_b64=b64encode(source),
-        cases=_cases(request, policy),
-        args=_args(request.args, policy),
-        limits=_limits(request, policy),
-    )
+    return source
 
 
 def _utf8(value: str, field: str) -> bytes:
@@ -78,7 +135,8 @@ def _decode(value: str, encoding: Encoding, field: str) -> bytes:
         ) from exc
 
 
-def _cases(request: ExecuteRequest, policy: LimitPolicy) -> tuple[TaskCase, ...]:
+def _cases(request: ExecuteRequest, policy: LimitPolicy) -> list[tuple[bytes, bytes | None]]:
+    """(stdin, expected output) of every case, decoded and size-checked."""
     pairs: list[tuple[bytes, bytes | None]]
     if request.test_cases is None:
         pairs = [(_decode(request.stdin, request.encoding, "stdin"), None)]
@@ -104,12 +162,7 @@ def _cases(request: ExecuteRequest, policy: LimitPolicy) -> tuple[TaskCase, ...]
             f"stdin (with expected output, over all test cases) is {total_input_bytes} bytes; "
             f"the limit is {policy.max_stdin_bytes}"
         )
-    return tuple(
-        TaskCase(
-            stdin_b64=b64encode(stdin), expected_output_b64=None if expected is None else b64encode(expected)
-        )
-        for stdin, expected in pairs
-    )
+    return pairs
 
 
 def _args(args: list[str], policy: LimitPolicy) -> tuple[str, ...]:
@@ -123,7 +176,7 @@ def _args(args: list[str], policy: LimitPolicy) -> tuple[str, ...]:
     return tuple(args)
 
 
-def _limits(request: ExecuteRequest, policy: LimitPolicy) -> TaskLimits:
+def _timeout_and_memory(request: ExecuteRequest, policy: LimitPolicy) -> tuple[float, int]:
     timeout_s = policy.default_timeout_s if request.timeout is None else request.timeout
     if timeout_s > policy.max_timeout_s:
         raise InvalidRequestError(
@@ -137,12 +190,4 @@ def _limits(request: ExecuteRequest, policy: LimitPolicy) -> TaskLimits:
             f"memory_limit_mb {memory_limit_mb} is outside "
             f"{policy.min_memory_limit_mb}..{policy.max_memory_limit_mb}"
         )
-    return TaskLimits(
-        timeout_s=timeout_s,
-        compile_timeout_s=policy.compile_timeout_s,
-        total_budget_s=max(policy.total_budget_s, timeout_s),
-        memory_limit_mb=memory_limit_mb,
-        output_limit_bytes=policy.output_limit_bytes,
-        max_processes=policy.max_processes,
-        max_file_size_bytes=policy.max_file_size_bytes,
-    )
+    return timeout_s, memory_limit_mb

@@ -1,24 +1,49 @@
-"""LocalBackend: the runner in bubblewrap on this machine, a bounded number at a time."""
+"""LocalBackend: each step of a task in its own bubblewrap sandbox on this machine, a bounded number at a time."""
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
+from functions.backends.local.boxes import ArtifactLimits, BoxStore, make_private_dir
+from functions.backends.local.bwrap import ETC_ENTRIES, MASKED_DIRS, SANDBOX_PATH, SYSTEM_DIRS, host_entries
+from functions.backends.local.cgroups import detect_cgroups
+from functions.backends.local.keeper import TaskRunner
 from functions.backends.local.pool import SlotPool
-from functions.backends.local.reports import interpret_outcome
-from functions.backends.local.sandbox import SandboxConfig, config_from_settings, run_runner_sandboxed
+from functions.backends.local.sandbox import HostSetup, Launch, PhaseLimits, Sandbox
+from functions.backends.local.seccomp_filter import sandbox_filter
+from functions.backends.local.uids import UidPool
+from functions.backends.local.versions import VersionCache
 from functions.core.errors import DeadlineExceededError
-from functions.core.protocol import RunnerReport, RunnerTask
+from functions.core.languages import LanguageSpec, load_registry
+from functions.core.protocol import RunnerReport, RunnerTask, b64decode
 from functions.settings import Settings
+
+# What a compile step may leave behind for the runs (a Go or Rust binary is a few MB).
+ARTIFACT_LIMITS = ArtifactLimits(max_files=1000, max_total_bytes=256 * 1024 * 1024)
+VERSION_PROBE_LIMITS = PhaseLimits(
+    timeout_s=10.0, memory_limit_mb=1024, max_processes=64, file_size_bytes=1024 * 1024, output_limit_bytes=4096
+)
+
+
+class ColdSandboxes:
+    """Sandboxes started when they are needed."""
+
+    def __init__(self, host: HostSetup) -> None:
+        self.host = host
+
+    def acquire(self, *, writable_box: bool) -> Sandbox:
+        return Sandbox(self.host, writable_box=writable_box)
 
 
 class LocalBackend:
     name = "local"
 
-    def __init__(self, *, config: SandboxConfig, pool: SlotPool, kill_grace_s: float) -> None:
-        self.config = config
+    def __init__(self, *, host: HostSetup, runner: TaskRunner, pool: SlotPool) -> None:
+        self.host = host
+        self.runner = runner
         self.pool = pool
-        self.kill_grace_s = kill_grace_s
 
     def run(self, task: RunnerTask, *, budget_s: float) -> RunnerReport:
         started_s = time.monotonic()
@@ -29,23 +54,66 @@ class LocalBackend:
                     "the request's time budget ran out while waiting for a sandbox",
                     execution_id=task.execution_id,
                 )
-            # The runner stops itself after total_budget_s; the sandbox kill is the backstop.
-            natural_s = task.limits.total_budget_s + self.kill_grace_s
-            outcome = run_runner_sandboxed(
-                language=task.language,
-                runner_env=None,
-                stdin=task.model_dump_json().encode("utf-8"),
-                memory_limit_mb=task.limits.memory_limit_mb,
-                max_processes=task.limits.max_processes,
-                wall_timeout_s=min(remaining_s, natural_s),
-                config=self.config,
-            )
-        return interpret_outcome(task, outcome, deadline_cut=remaining_s < natural_s)
+            return self.runner.run(task, budget_s=remaining_s)
+
+
+def probe_output(host: HostSetup, language: LanguageSpec) -> str:
+    """What the language's version command prints, run in a sandbox like any program."""
+    sandbox = Sandbox(host, writable_box=False)
+    try:
+        report = sandbox.run(Launch(language.version_command, language.env), VERSION_PROBE_LIMITS)
+    finally:
+        sandbox.close()
+    output = b64decode(report.stdout.data_b64) + b"\n" + b64decode(report.stderr.data_b64)
+    return output.decode("utf-8", errors="replace")
+
+
+def host_setup(settings: Settings) -> HostSetup:
+    """Everything the sandboxes need from this host; refuses to start rather than run less isolated."""
+    if os.geteuid() == 0 and not settings.local_setpriv_path.exists():
+        raise RuntimeError(f"{settings.local_setpriv_path} (util-linux) is required to drop root before bubblewrap")
+    if not settings.local_bwrap_path.exists():
+        raise RuntimeError(f"{settings.local_bwrap_path} not found: install bubblewrap (make system-deps)")
+    cgroups = detect_cgroups(settings.local_cgroup_root)
+    if cgroups is None:
+        raise RuntimeError(
+            "the local sandbox needs cgroups (v1 memory+pids, or a v2 hierarchy with memory and pids) that this "
+            "process may manage: run the service as root, or point EXEC_LOCAL_CGROUP_ROOT at a delegated subtree"
+        )
+    data_dir = make_private_dir(settings.data_dir, 0o711)
+    languages = load_registry(settings.runners_dir).all()
+    language_paths = [path for language in languages for path in language.sandbox_paths]
+    return HostSetup(
+        bwrap_path=str(settings.local_bwrap_path),
+        setpriv_path=str(settings.local_setpriv_path),
+        system_entries=host_entries(SYSTEM_DIRS),
+        masked_dirs=tuple(path for path in MASKED_DIRS if Path(path).is_dir()),
+        extra_entries=host_entries((*ETC_ENTRIES, *language_paths)),
+        tmp_size_mb=settings.local_tmp_size_mb,
+        cgroups=cgroups,
+        uids=UidPool(
+            base=settings.local_sandbox_uid_base,
+            count=settings.local_sandbox_uid_count,
+            lock_dir=data_dir / "uids",
+        ),
+        boxes=BoxStore(data_dir / "boxes"),
+        seccomp_bpf=sandbox_filter(),
+        overhead_memory_mb=settings.local_sandbox_overhead_mb,
+        overhead_pids=settings.local_sandbox_overhead_pids,
+    )
 
 
 def create_backend(settings: Settings) -> LocalBackend:
+    host = host_setup(settings)
+    versions = VersionCache(lambda language: probe_output(host, language), search_path=SANDBOX_PATH)
+    runner = TaskRunner(
+        ColdSandboxes(host),
+        versions,
+        artifacts_root=make_private_dir(settings.data_dir / "artifacts", 0o711),
+        artifact_limits=ARTIFACT_LIMITS,
+    )
     return LocalBackend(
-        config=config_from_settings(settings),
+        host=host,
+        runner=runner,
         pool=SlotPool(size=settings.local_max_concurrency, queue_wait_s=settings.local_queue_wait_s),
-        kill_grace_s=settings.local_kill_grace_s,
     )

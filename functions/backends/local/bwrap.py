@@ -1,6 +1,9 @@
 """Pure builder of the bubblewrap command line: deny by default, bind only what the toolchains need.
 
-Nothing here touches the host; `build_bwrap_argv` is a function of its inputs (golden-tested).
+Nothing here touches the host; `build_bwrap_argv` is a function of its inputs (golden-tested). The sandbox
+is set up completely, then waits on `--block-fd` for its task: the backend writes the program's files and
+`.launch` into the box, sets the limits, and only then lets `sh /box/.launch` exec the program. The same
+argv serves a sandbox started on demand and one started ahead of demand.
 """
 
 from __future__ import annotations
@@ -9,27 +12,32 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SANDBOX_RUNNER_DIR = "/opt/runner"
+from functions.backends.local.boxes import LAUNCH_FILE
+from functions.core.protocol import PROGRAM_DIR
+
 SANDBOX_HOSTNAME = "sandbox"
-# 65534 is `nobody` on Debian: no home, no files owned anywhere in the binds.
+# The sandbox's own uid/gid inside its user namespace (what the program sees); the host uid behind it is
+# leased per sandbox (uids.py).
 SANDBOX_UID = 65534
 SANDBOX_GID = 65534
 SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin"
 # Paths inside the sandbox: private tmpfs mounts, not the host's shared temp directories.
 SANDBOX_TMP = "/tmp"  # noqa: S108
 SANDBOX_SHM = "/dev/shm"  # noqa: S108
+SANDBOX_SHELL = "/bin/sh"
 
 # System directories every toolchain needs, bound read-only when they exist on the host.
 SYSTEM_DIRS: tuple[str, ...] = ("/usr", "/lib", "/lib64", "/lib32", "/libx32", "/bin", "/sbin")
-# The few /etc entries the toolchains read (java's config, `alternatives` symlinks, the loader cache).
+# Hidden behind an empty tmpfs: what the host installed by hand (tools, configuration, credentials). A
+# language that needs a part of it names that part in its language.json `sandbox_paths`.
+MASKED_DIRS: tuple[str, ...] = ("/usr/local",)
+# The /etc entries every toolchain reads (dynamic loader, `alternatives` symlinks, TLS config, time zone).
 # Not the whole /etc: nothing of the host's accounts, hosts or configuration is visible by default.
 ETC_ENTRIES: tuple[str, ...] = (
     "/etc/alternatives",
     "/etc/ld.so.cache",
     "/etc/ld.so.conf",
     "/etc/ld.so.conf.d",
-    "/etc/java-17-openjdk",
-    "/etc/python3.11",
     "/etc/ssl/openssl.cnf",
     "/etc/localtime",
 )
@@ -48,19 +56,20 @@ class SandboxLayout:
     """Everything the argv depends on, resolved from the host beforehand (see `host_entries`)."""
 
     bwrap_path: str
-    python_path: str
-    runner_dir: str
-    system_entries: tuple[HostEntry, ...]
+    system_entries: tuple[HostEntry, ...]  # SYSTEM_DIRS that exist
+    masked_dirs: tuple[str, ...]  # MASKED_DIRS that exist
+    extra_entries: tuple[HostEntry, ...]  # ETC_ENTRIES and the languages' sandbox_paths that exist
+    box_source: str  # host directory shown at PROGRAM_DIR
+    box_writable: bool  # a compile step writes its output there
     tmp_size_mb: int
     shm_size_mb: int = 8
     env: Mapping[str, str] = field(default_factory=dict)
-    python_flags: tuple[str, ...] = ("-E", "-s", "-S", "-B")
 
 
 def host_entries(paths: Sequence[str]) -> tuple[HostEntry, ...]:
     """Resolve which of `paths` exist on the host and whether they are symlinks (merged /usr)."""
     entries: list[HostEntry] = []
-    for raw in paths:
+    for raw in dict.fromkeys(paths):
         path = Path(raw)
         if path.is_symlink():
             entries.append(HostEntry(raw, symlink_target=str(path.readlink())))
@@ -69,21 +78,29 @@ def host_entries(paths: Sequence[str]) -> tuple[HostEntry, ...]:
     return tuple(entries)
 
 
-def sandbox_env(extra: Mapping[str, str] | None) -> dict[str, str]:
-    """The complete environment inside the sandbox: a fixed minimum plus what the caller passes."""
-    env = {
+def sandbox_env() -> dict[str, str]:
+    """The environment bwrap starts the launcher with; the language's own variables come from .launch."""
+    return {
         "PATH": SANDBOX_PATH,
         "LANG": "C.UTF-8",
         "LC_ALL": "C.UTF-8",
         "TMPDIR": SANDBOX_TMP,
         "HOME": SANDBOX_TMP,
     }
-    env.update(extra or {})
-    return env
 
 
-def build_bwrap_argv(layout: SandboxLayout) -> list[str]:
-    """bwrap argv that runs `python runner.py` with no network, no host env and a read-only system."""
+def _entry_args(entries: Sequence[HostEntry]) -> list[str]:
+    argv: list[str] = []
+    for entry in entries:
+        if entry.symlink_target is not None:
+            argv += ["--symlink", entry.symlink_target, entry.path]
+        else:
+            argv += ["--ro-bind", entry.path, entry.path]
+    return argv
+
+
+def build_bwrap_argv(layout: SandboxLayout, *, block_fd: int, info_fd: int, seccomp_fd: int) -> list[str]:
+    """bwrap argv: no network, no host env, read-only system, the box, and a private /tmp as the cwd."""
     argv = [
         layout.bwrap_path,
         # Fresh user, pid, net (only an unconfigured lo), ipc, uts and cgroup namespaces.
@@ -101,23 +118,27 @@ def build_bwrap_argv(layout: SandboxLayout) -> list[str]:
     ]  # fmt: skip
     for name, value in sorted(layout.env.items()):
         argv += ["--setenv", name, value]
-    for entry in layout.system_entries:
-        if entry.symlink_target is not None:
-            argv += ["--symlink", entry.symlink_target, entry.path]
-        else:
-            argv += ["--ro-bind", entry.path, entry.path]
+    argv += _entry_args(layout.system_entries)
+    for masked in layout.masked_dirs:
+        argv += ["--tmpfs", masked]
+    argv += _entry_args(layout.extra_entries)
+    for masked in layout.masked_dirs:
+        argv += ["--remount-ro", masked]
     argv += [
         "--proc", "/proc",
         "--dev", "/dev",
         "--size", str(layout.shm_size_mb * 1024 * 1024), "--tmpfs", SANDBOX_SHM,
         "--perms", "01777", "--size", str(layout.tmp_size_mb * 1024 * 1024), "--tmpfs", SANDBOX_TMP,
-        "--ro-bind", layout.runner_dir, SANDBOX_RUNNER_DIR,
-        # The root and /dev are bwrap's own tmpfs: read-only, so only /tmp and /dev/shm (both capped)
-        # take writes.
+        "--bind" if layout.box_writable else "--ro-bind", layout.box_source, PROGRAM_DIR,
+        # The root and /dev are bwrap's own tmpfs: read-only, so only /tmp and /dev/shm (both capped) and a
+        # compile step's box take writes.
         "--remount-ro", "/dev",
         "--remount-ro", "/",
-        "--chdir", SANDBOX_TMP,
+        "--chdir", PROGRAM_DIR if layout.box_writable else SANDBOX_TMP,
+        "--info-fd", str(info_fd),
+        "--seccomp", str(seccomp_fd),
+        "--block-fd", str(block_fd),
         "--",
-        layout.python_path, *layout.python_flags, f"{SANDBOX_RUNNER_DIR}/runner.py",
+        SANDBOX_SHELL, f"{PROGRAM_DIR}/{LAUNCH_FILE}",
     ]  # fmt: skip
     return argv

@@ -1,7 +1,8 @@
-"""The sandbox process's I/O loop: start it, feed its stdin, read both streams (bounded) until EOF, the
-deadline or a cancel, then make sure nothing of it is left alive.
+"""One sandbox's I/O loop: feed the program's stdin, capture its output, stop at its exit or its deadline.
 
-`functions.backends.local.sandbox` builds the command line and the cgroup; this module only runs it.
+The loop runs outside the sandbox, in the service: the program can neither see nor signal it. When the
+sandbox's first process (bubblewrap's monitor) exits, `on_exit` empties the sandbox (a straggler holding
+the pipes is killed), so reading ends at end of file; at the deadline or a cancel, `on_stop` does the same.
 """
 
 from __future__ import annotations
@@ -9,162 +10,140 @@ from __future__ import annotations
 import contextlib
 import os
 import selectors
-import signal
 import subprocess
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from functions.backends.local.cgroups import RunCgroup
-from functions.core.errors import BackendUnavailableError
+from functions.core.output_digest import Capture
 
 _READ_CHUNK_BYTES = 64 * 1024
+_WRITE_CHUNK_BYTES = 64 * 1024
 _POLL_TICK_S = 0.05
-# After the runner exits, stragglers holding the pipes get this long before we stop reading.
+# After the monitor exits and the sandbox is emptied, the pipes reach end of file at once; this bounds a
+# kernel that is slow to tear the processes down.
 _DRAIN_AFTER_EXIT_S = 1.0
 
 
 @dataclass(slots=True)
-class Streams:
-    """What one run wrote, each stream capped; why reading stopped early, if it did."""
-
-    stdout_max_bytes: int
-    stderr_max_bytes: int
-    stdout: bytearray = field(default_factory=bytearray)
-    stderr: bytearray = field(default_factory=bytearray)
+class PumpOutcome:
     timed_out: bool = False
     cancelled: bool = False
-    stdout_overflow: bool = False
+    exited_at_s: float | None = None  # when the monitor's exit was seen (None: stopped first)
 
 
-def run_process(
-    *,
-    argv: list[str],
-    stdin: bytes | None,
-    streams: Streams,
-    cgroup: RunCgroup | None,
-    deadline_s: float,
-    cancel: threading.Event | None,
-) -> int:
-    """Run `argv` to completion (or kill it); fills `streams` and returns the exit code (128+N for
-    signal N). When it returns, the process group and the cgroup are empty."""
-    try:
-        proc = _start(argv, stdin)
-    except OSError as exc:
-        raise BackendUnavailableError(f"cannot start the sandbox ({argv[0]}): {exc}") from exc
-    try:
-        _communicate(
-            proc=proc, stdin=stdin, streams=streams, cgroup=cgroup, deadline_s=deadline_s, cancel=cancel
-        )
-    finally:
-        _kill(proc, cgroup)
-    returncode = proc.returncode
-    return 128 - returncode if returncode < 0 else returncode
+class Pipes:
+    """The service's ends of the sandbox's stdio; `stderr` is None when stderr goes to stdout.
 
+    Each end is closed at most once (a descriptor number closed twice could be another thread's by then).
+    """
 
-def _start(argv: list[str], stdin: bytes | None) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        argv,
-        stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        # bwrap clears the sandbox's env anyway; the outer process gets nothing of ours either.
-        env={"PATH": "/usr/bin:/bin"},
-        start_new_session=True,
-        close_fds=True,
-        cwd="/",
-    )
+    def __init__(self, *, stdin: int, stdout: int, stderr: int | None) -> None:
+        self.stdin: int | None = stdin
+        self.stdout = stdout
+        self.stderr = stderr
+        self._closed: set[int] = set()
 
+    def close_stdin(self) -> None:
+        if self.stdin is not None:
+            self._close(self.stdin)
+            self.stdin = None
 
-def _kill(proc: subprocess.Popen[bytes], cgroup: RunCgroup | None) -> None:
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-    if cgroup is not None:
-        cgroup.kill_all()
-    for pipe in (proc.stdin, proc.stdout, proc.stderr):
-        if pipe is not None:
+    def close(self) -> None:
+        self.close_stdin()
+        for fd in (self.stdout, self.stderr):
+            if fd is not None:
+                self._close(fd)
+
+    def _close(self, fd: int) -> None:
+        if fd not in self._closed:
+            self._closed.add(fd)
             with contextlib.suppress(OSError):
-                pipe.close()
-    proc.wait()
+                os.close(fd)
 
 
-def _communicate(
+def pump(  # noqa: PLR0913 - one loop, its inputs and its two hooks
+    monitor: subprocess.Popen[bytes],
+    pipes: Pipes,
     *,
-    proc: subprocess.Popen[bytes],
-    stdin: bytes | None,
-    streams: Streams,
-    cgroup: RunCgroup | None,
+    stdin: bytes,
+    stdout: Capture,
+    stderr: Capture,
     deadline_s: float,
     cancel: threading.Event | None,
-) -> None:
-    """Feed stdin and read both streams (bounded) until EOF, the deadline or a cancel."""
-    assert proc.stdout is not None  # noqa: S101 - Popen was given PIPE
-    assert proc.stderr is not None  # noqa: S101
-    pending = memoryview(stdin or b"")
+    on_exit: Callable[[], None],
+    on_stop: Callable[[], None],
+) -> PumpOutcome:
+    """Run the loop to its end; `monitor` has exited when this returns."""
+    outcome = PumpOutcome()
     with selectors.DefaultSelector() as selector:
-        if proc.stdin is not None:
-            os.set_blocking(proc.stdin.fileno(), False)
-            selector.register(proc.stdin, selectors.EVENT_WRITE)
-        selector.register(proc.stdout, selectors.EVENT_READ, streams.stdout)
-        selector.register(proc.stderr, selectors.EVENT_READ, streams.stderr)
+        _register(selector, pipes, stdin, stdout, stderr)
+        pending = memoryview(stdin)
         exited_at_s: float | None = None
         while selector.get_map():
             now_s = time.monotonic()
-            if _interrupted(streams, now_s=now_s, deadline_s=deadline_s, cancel=cancel):
-                return
-            if exited_at_s is None and proc.poll() is not None:
-                # The runner is done: whatever it left behind dies now, so the pipes reach EOF.
-                exited_at_s = now_s
-                if cgroup is not None:
-                    cgroup.kill_all()
+            if exited_at_s is None and _stop_requested(outcome, now_s, deadline_s, cancel):
+                on_stop()
+                break
+            if exited_at_s is None and monitor.poll() is not None:
+                exited_at_s = outcome.exited_at_s = now_s
+                on_exit()
             if exited_at_s is not None and now_s - exited_at_s > _DRAIN_AFTER_EXIT_S:
-                return
-            for key, _ in selector.select(timeout=min(_POLL_TICK_S, deadline_s - now_s)):
-                if key.fileobj is proc.stdin:
-                    pending = _feed(selector, proc, pending)
-                elif not _drain(selector, key, streams):
-                    return
+                break
+            tick_s = _POLL_TICK_S if exited_at_s is not None else min(_POLL_TICK_S, deadline_s - now_s)
+            for key, _events in selector.select(timeout=max(tick_s, 0.0)):
+                if key.fd == pipes.stdin:
+                    pending = _feed(selector, pipes, pending)
+                else:
+                    _drain(selector, key)
+    monitor.wait()
+    return outcome
 
 
-def _interrupted(
-    streams: Streams, *, now_s: float, deadline_s: float, cancel: threading.Event | None
+def _register(
+    selector: selectors.BaseSelector, pipes: Pipes, stdin: bytes, stdout: Capture, stderr: Capture
+) -> None:
+    if stdin and pipes.stdin is not None:
+        os.set_blocking(pipes.stdin, False)
+        selector.register(pipes.stdin, selectors.EVENT_WRITE)
+    else:
+        pipes.close_stdin()
+    selector.register(pipes.stdout, selectors.EVENT_READ, stdout)
+    if pipes.stderr is not None:
+        selector.register(pipes.stderr, selectors.EVENT_READ, stderr)
+
+
+def _stop_requested(
+    outcome: PumpOutcome, now_s: float, deadline_s: float, cancel: threading.Event | None
 ) -> bool:
-    """True (and noted in `streams`) when the run must stop now: cancelled, or past its deadline."""
     if cancel is not None and cancel.is_set():
-        streams.cancelled = True
+        outcome.cancelled = True
     elif now_s >= deadline_s:
-        streams.timed_out = True
-    return streams.cancelled or streams.timed_out
+        outcome.timed_out = True
+    return outcome.cancelled or outcome.timed_out
 
 
-def _feed(selector: selectors.BaseSelector, proc: subprocess.Popen[bytes], pending: memoryview) -> memoryview:
-    assert proc.stdin is not None  # noqa: S101
+def _feed(selector: selectors.BaseSelector, pipes: Pipes, pending: memoryview) -> memoryview:
+    fd = pipes.stdin
+    assert fd is not None  # noqa: S101 - registered only while open
     try:
-        written = os.write(proc.stdin.fileno(), pending[:_READ_CHUNK_BYTES]) if pending else 0
+        written = os.write(fd, pending[:_WRITE_CHUNK_BYTES])
     except BlockingIOError:
         return pending
-    except BrokenPipeError:
-        written = len(pending)
+    except (BrokenPipeError, ConnectionResetError):
+        written = len(pending)  # the program stopped reading: that is its choice
     pending = pending[written:]
     if not pending:
-        selector.unregister(proc.stdin)
-        proc.stdin.close()
+        selector.unregister(fd)
+        pipes.close_stdin()
     return pending
 
 
-def _drain(selector: selectors.BaseSelector, key: selectors.SelectorKey, streams: Streams) -> bool:
-    """Read one chunk; False when stdout overflowed its cap (the caller then kills the run)."""
-    buffer: bytearray = key.data
+def _drain(selector: selectors.BaseSelector, key: selectors.SelectorKey) -> None:
+    capture: Capture = key.data
     chunk = os.read(key.fd, _READ_CHUNK_BYTES)
-    if not chunk:
-        selector.unregister(key.fileobj)
-        return True
-    is_stdout = buffer is streams.stdout
-    cap = streams.stdout_max_bytes if is_stdout else streams.stderr_max_bytes
-    room = cap - len(buffer)
-    buffer += chunk[: max(room, 0)]
-    if len(chunk) > room and is_stdout:
-        streams.stdout_overflow = True
-        return False
-    return True
+    if chunk:
+        capture.add(chunk)
+    else:
+        selector.unregister(key.fd)

@@ -1,222 +1,274 @@
-"""Run the runner program inside bubblewrap, limited by a per-run cgroup; one code path for every caller.
+"""One bubblewrap sandbox for exactly one process tree: a compile step, one test case, or a version probe.
 
-Reusable API (the local backend and the Kubernetes test node agent both call it)::
-
-    run_runner_sandboxed(
-        *,
-        language: LanguageSpec,              # sizes the memory limit (compiler / runtime overhead)
-        runner_env: dict[str, str] | None,   # extra env inside the sandbox, e.g. RUNNER_TASK_CHUNKS and
-                                             # RUNNER_TASK_0..N-1; nothing of the caller's env leaks in
-        stdin: bytes | None,                 # the task JSON on the runner's stdin (None: /dev/null)
-        memory_limit_mb: int,                # the program's limit (task.limits.memory_limit_mb); the
-                                             # cgroup gets language.sandbox_memory_mb(it) + runner overhead
-        max_processes: int,                  # the program's limit; the pids cgroup adds the runner's needs
-        wall_timeout_s: float,               # hard kill of the whole sandbox after this long
-        cancel: threading.Event | None = None,  # set it to kill the run early (cancelled=True)
-        config: SandboxConfig | None = None, # None: built once from functions.settings.get_settings()
-    ) -> SandboxOutcome
-
-    SandboxOutcome(stdout: bytes, stderr: bytes, exit_code: int, oom_killed: bool, timed_out: bool,
-                   peak_memory_kb: int, wall_time_s: float, cancelled: bool, stdout_overflow: bool,
-                   cgroup_used: bool)
-
-`stdout` is bounded by `config.report_max_bytes` (a larger output kills the run, stdout_overflow=True);
-`exit_code` is bubblewrap's status (128+N when killed by signal N). A sandbox that cannot start raises
-BackendUnavailableError. As root, bwrap is started through `setpriv` as an unprivileged host uid
-(settings.local_sandbox_host_uid, default 65534): the sandbox's uid must never be host root underneath,
-or root-owned files like /proc/sys/* pass the permission check. When the call returns, no process of
-the run is alive: the cgroup is emptied with SIGKILL, bwrap's process group is killed, and bwrap's
-`--die-with-parent` plus the PID namespace take down anything a cgroup could not hold.
-
-This module builds the configuration and the command line; `process_io` runs it (the I/O loop).
+A sandbox is started complete — leased host uid, its own cgroup, its box, seccomp filter — and then waits
+(bwrap `--block-fd`) for its task. `run` writes the program's files and `.launch` (which lowers the rlimits
+and execs the program) into the box, sets the cgroup limits, unblocks it, feeds stdin, captures the output, enforces the deadline from
+outside, and reads the figures the kernel kept: every fact of the report is observed here, outside the
+sandbox, where the program cannot reach it. `close` empties and removes everything; a sandbox is never used
+twice.
 """
 
 from __future__ import annotations
 
-import logging
+import json
 import os
+import math
+import select
+import subprocess
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cache
-from pathlib import Path
 
-from functions.backends.local.bwrap import (
-    ETC_ENTRIES,
-    SYSTEM_DIRS,
-    HostEntry,
-    SandboxLayout,
-    build_bwrap_argv,
-    host_entries,
-    sandbox_env,
-)
-from functions.backends.local.cgroups import CgroupManager, RunCgroup, detect_cgroups
-from functions.backends.local.process_io import Streams, run_process
-from functions.core.languages import LanguageSpec
-from functions.settings import Settings, get_settings
+from functions.backends.local.boxes import LAUNCH_FILE, Box, BoxStore
+from functions.backends.local.bwrap import HostEntry, SandboxLayout, build_bwrap_argv, sandbox_env
+from functions.backends.local.cgroup_run import RunCgroup
+from functions.backends.local.cgroups import CgroupManager
+from functions.backends.local.launch import ShellLimits, launch_script
+from functions.backends.local.process_io import Pipes, pump
+from functions.backends.local.reports import process_report
+from functions.backends.local.uids import UidLease, UidPool
+from functions.core.errors import BackendUnavailableError
+from functions.core.output_digest import Capture
+from functions.core.protocol import ProcessReport
 
-logger = logging.getLogger(__name__)
-
-# Joins the per-run cgroup(s) before bwrap starts, so every process of the run is accounted from birth.
-# It runs with the service's identity (allowed to move itself), then execs setpriv/bwrap.
+# Joins the sandbox's cgroup(s) before bwrap starts, so every process of it is accounted from birth. It runs
+# with the service's identity (allowed to move itself), then execs setpriv/bwrap.
 # Arguments: procs files, then "--", then the command. Exit 125 = could not join (never runs bwrap).
 _JOIN_CGROUP_SCRIPT = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"'
+_STARTUP_MEMORY_MB = 64  # while bwrap sets the sandbox up, before the task's own limit applies
+OPEN_FILES_LIMIT = 256
 
 
 @dataclass(frozen=True, slots=True)
-class SandboxConfig:
+class HostSetup:
+    """What every sandbox of this process shares, resolved once at start-up."""
+
     bwrap_path: str
-    python_path: str
-    runner_dir: Path
+    setpriv_path: str
+    system_entries: tuple[HostEntry, ...]
+    masked_dirs: tuple[str, ...]
+    extra_entries: tuple[HostEntry, ...]
     tmp_size_mb: int
-    runner_memory_mb: int
-    runner_pids: int
-    report_max_bytes: int
-    stderr_max_bytes: int
-    cgroups: CgroupManager | None
-    # Host identity of the sandbox when the service runs as root (setpriv drops to it before bwrap).
-    host_uid: int = 65534
-    host_gid: int = 65534
-    setpriv_path: str = "/usr/bin/setpriv"
-    system_entries: tuple[HostEntry, ...] = field(
-        default_factory=lambda: host_entries((*SYSTEM_DIRS, *ETC_ENTRIES))
-    )
-
-    def layout(self, runner_env: dict[str, str] | None) -> SandboxLayout:
-        return SandboxLayout(
-            bwrap_path=self.bwrap_path,
-            python_path=self.python_path,
-            runner_dir=str(self.runner_dir),
-            system_entries=self.system_entries,
-            tmp_size_mb=self.tmp_size_mb,
-            env=sandbox_env(runner_env),
-        )
-
-
-def config_from_settings(settings: Settings) -> SandboxConfig:
-    if os.geteuid() == 0 and not settings.local_setpriv_path.exists():
-        # Never run the sandbox backed by host root: refuse to start instead.
-        raise RuntimeError(
-            f"{settings.local_setpriv_path} (util-linux) is required to drop root before bubblewrap"
-        )
-    if not settings.local_bwrap_path.exists():
-        logger.error(
-            "%s not found: install bubblewrap (make system-deps); runs will fail", settings.local_bwrap_path
-        )
-    cgroups = detect_cgroups(settings.local_cgroup_root) if settings.local_use_cgroups else None
-    if cgroups is None:
-        logger.warning("local sandbox runs without cgroups: memory and pids rely on the runner's rlimits")
-    return SandboxConfig(
-        bwrap_path=str(settings.local_bwrap_path),
-        python_path=str(settings.sandbox_python),
-        runner_dir=settings.runners_dir / "runner",
-        tmp_size_mb=settings.local_tmp_size_mb,
-        runner_memory_mb=settings.local_runner_memory_mb,
-        runner_pids=settings.local_runner_pids,
-        report_max_bytes=settings.local_report_max_bytes,
-        stderr_max_bytes=settings.local_stderr_max_bytes,
-        cgroups=cgroups,
-        host_uid=settings.local_sandbox_host_uid,
-        host_gid=settings.local_sandbox_host_gid,
-        setpriv_path=str(settings.local_setpriv_path),
-    )
-
-
-@cache
-def default_sandbox_config() -> SandboxConfig:
-    return config_from_settings(get_settings())
+    cgroups: CgroupManager
+    uids: UidPool
+    boxes: BoxStore
+    seccomp_bpf: bytes
+    # bubblewrap's own processes (its monitor, the namespace's init, the launcher shell) on top of the task.
+    overhead_memory_mb: int = 8
+    overhead_pids: int = 4
+    start_timeout_s: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
-class SandboxOutcome:
-    stdout: bytes
-    stderr: bytes
-    exit_code: int
-    oom_killed: bool
-    timed_out: bool
-    peak_memory_kb: int
-    wall_time_s: float = 0.0
-    cancelled: bool = False
-    stdout_overflow: bool = False
-    cgroup_used: bool = False
+class Launch:
+    """What `.launch` execs: argv (searched on PATH) and the variables it adds to the sandbox's env."""
+
+    argv: tuple[str, ...]
+    env: Mapping[str, str] = field(default_factory=dict)
 
 
-def run_runner_sandboxed(
-    *,
-    language: LanguageSpec,
-    runner_env: dict[str, str] | None,
-    stdin: bytes | None,
-    memory_limit_mb: int,
-    max_processes: int,
-    wall_timeout_s: float,
-    cancel: threading.Event | None = None,
-    config: SandboxConfig | None = None,
-) -> SandboxOutcome:
-    """Run the runner once in a fresh sandbox (see the module docstring for the contract)."""
-    config = config or default_sandbox_config()
-    cgroup = _create_cgroup(
-        config,
-        memory_limit_mb=language.sandbox_memory_mb(memory_limit_mb) + config.runner_memory_mb,
-        max_pids=max_processes + config.runner_pids,
-    )
-    streams = Streams(stdout_max_bytes=config.report_max_bytes, stderr_max_bytes=config.stderr_max_bytes)
-    started_s = time.monotonic()
-    try:
-        exit_code = run_process(
-            argv=_sandbox_argv(config, runner_env, cgroup),
-            stdin=stdin,
-            streams=streams,
-            cgroup=cgroup,
-            deadline_s=started_s + wall_timeout_s,
-            cancel=cancel,
+@dataclass(frozen=True, slots=True)
+class PhaseLimits:
+    timeout_s: float
+    memory_limit_mb: int  # the cgroup's, for every process of the phase
+    max_processes: int
+    file_size_bytes: int
+    output_limit_bytes: int
+    address_space_bytes: int | None = None  # RLIMIT_AS, for runtimes that fail cleanly under it
+
+
+class Sandbox:
+    """Started on construction; `run` once, then `close` (also after a failed start)."""
+
+    def __init__(self, host: HostSetup, *, writable_box: bool) -> None:
+        self.host = host
+        self.writable_box = writable_box
+        self._lease: UidLease | None = None
+        self._cgroup: RunCgroup | None = None
+        self._monitor: subprocess.Popen[bytes] | None = None
+        self._pipes: Pipes | None = None
+        self._block_fd: int | None = None
+        self.box: Box = host.boxes.new_box()
+        self.child_pid = 0
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self) -> None:
+        self._lease = self.host.uids.lease()
+        if self.writable_box:
+            self.box.hand_to(self._lease.uid, self._lease.gid)
+        try:
+            self._cgroup = self.host.cgroups.create(
+                memory_limit_mb=_STARTUP_MEMORY_MB, max_pids=self.host.overhead_pids
+            )
+        except OSError as exc:
+            raise BackendUnavailableError(f"cannot create the sandbox's cgroup: {exc}") from exc
+        self._spawn()
+
+    def _spawn(self) -> None:
+        stdin_r, stdin_w = os.pipe()
+        stdout_r, stdout_w = os.pipe()
+        stderr_r, stderr_w = (None, stdout_w) if self.writable_box else os.pipe()
+        block_r, self._block_fd = os.pipe()
+        info_r, info_w = os.pipe()
+        seccomp_r = _filter_pipe(self.host.seccomp_bpf)
+        child_ends = [stdin_r, stdout_w, block_r, info_w, seccomp_r] + ([] if stderr_r is None else [stderr_w])
+        self._pipes = Pipes(stdin=stdin_w, stdout=stdout_r, stderr=stderr_r)
+        try:
+            self._monitor = subprocess.Popen(
+                self._argv(block_fd=block_r, info_fd=info_w, seccomp_fd=seccomp_r),
+                stdin=stdin_r,
+                stdout=stdout_w,
+                stderr=stderr_w,
+                pass_fds=(block_r, info_w, seccomp_r),
+                # bwrap clears the sandbox's env anyway; the outer process gets nothing of ours either.
+                env={"PATH": "/usr/bin:/bin"},
+                start_new_session=True,
+                cwd="/",
+            )
+        except OSError as exc:
+            os.close(info_r)
+            raise BackendUnavailableError(f"cannot start the sandbox ({self.host.bwrap_path}): {exc}") from exc
+        finally:
+            for fd in child_ends:
+                os.close(fd)
+        self.child_pid = self._read_child_pid(info_r)
+
+    def _argv(self, *, block_fd: int, info_fd: int, seccomp_fd: int) -> list[str]:
+        assert self._cgroup is not None  # noqa: S101 - created just before
+        assert self._lease is not None  # noqa: S101
+        layout = SandboxLayout(
+            bwrap_path=self.host.bwrap_path,
+            system_entries=self.host.system_entries,
+            masked_dirs=self.host.masked_dirs,
+            extra_entries=self.host.extra_entries,
+            box_source=str(self.box.path),
+            box_writable=self.writable_box,
+            tmp_size_mb=self.host.tmp_size_mb,
+            env=sandbox_env(),
         )
-        wall_time_s = time.monotonic() - started_s
-        oom_killed = cgroup is not None and cgroup.oom_kills() > 0
-        peak_memory_kb = cgroup.peak_memory_kb() if cgroup is not None else 0
-    finally:
-        if cgroup is not None:
-            cgroup.kill_all()
-            cgroup.remove()
-    return SandboxOutcome(
-        stdout=bytes(streams.stdout),
-        stderr=bytes(streams.stderr),
-        exit_code=exit_code,
-        oom_killed=oom_killed,
-        timed_out=streams.timed_out,
-        peak_memory_kb=peak_memory_kb,
-        wall_time_s=wall_time_s,
-        cancelled=streams.cancelled,
-        stdout_overflow=streams.stdout_overflow,
-        cgroup_used=cgroup is not None,
+        bwrap = build_bwrap_argv(layout, block_fd=block_fd, info_fd=info_fd, seccomp_fd=seccomp_fd)
+        procs = [str(path) for path in self._cgroup.procs_files]
+        return ["/bin/sh", "-c", _JOIN_CGROUP_SCRIPT, "join-cgroup", *procs, "--", *self._drop_root(), *bwrap]
+
+    def _drop_root(self) -> list[str]:
+        """As root, bwrap runs as the leased uid: the sandbox's user must never be host root underneath,
+        or root-owned files like /proc/sys/* pass the permission check."""
+        if os.geteuid() != 0 or self._lease is None:
+            return []
+        uid, gid = str(self._lease.uid), str(self._lease.gid)
+        return [self.host.setpriv_path, "--reuid", uid, "--regid", gid, "--clear-groups", "--"]
+
+    def _read_child_pid(self, info_fd: int) -> int:
+        """bwrap reports its sandboxed child's host pid once the namespaces exist (or dies trying)."""
+        deadline_s = time.monotonic() + self.host.start_timeout_s
+        data = b""
+        try:
+            while b"}" not in data:
+                ready, _, _ = select.select([info_fd], [], [], max(0.0, deadline_s - time.monotonic()))
+                chunk = os.read(info_fd, 4096) if ready else b""
+                if not chunk:
+                    raise BackendUnavailableError(f"the sandbox did not start: {self._startup_error()}")
+                data += chunk
+        finally:
+            os.close(info_fd)
+        return int(json.loads(data)["child-pid"])
+
+    def _startup_error(self) -> str:
+        if self._monitor is None or self._monitor.poll() is None:
+            return f"no answer from bubblewrap within {self.host.start_timeout_s:g} s"
+        assert self._pipes is not None  # noqa: S101
+        error = os.read(self._pipes.stdout if self._pipes.stderr is None else self._pipes.stderr, 4096)
+        return error.decode("utf-8", errors="replace").strip() or f"exit code {self._monitor.returncode}"
+
+    def alive(self) -> bool:
+        """Still waiting for its task (a sandbox killed while idle is discarded, never run)."""
+        return self._monitor is not None and self._monitor.poll() is None and self._block_fd is not None
+
+    def run(
+        self, launch: Launch, limits: PhaseLimits, *, stdin: bytes = b"", cancel: threading.Event | None = None
+    ) -> ProcessReport:
+        """Run `launch` once under `limits`; the report's every figure is the kernel's or our clock's."""
+        assert self._cgroup is not None and self._monitor is not None and self._pipes is not None  # noqa: S101
+        if not self.alive():
+            raise BackendUnavailableError("the sandbox ended before its task arrived")
+        script = launch_script(launch.argv, launch.env, _shell_limits(limits))
+        self.box.write_file(LAUNCH_FILE, script.encode())
+        self._cgroup.set_limits(
+            memory_limit_mb=limits.memory_limit_mb + self.host.overhead_memory_mb,
+            max_pids=limits.max_processes + self.host.overhead_pids,
+        )
+        cpu_before_ns = self._cgroup.cpu_time_ns()
+        self._cgroup.reset_peak()
+        stdout, stderr = Capture(limits.output_limit_bytes), Capture(limits.output_limit_bytes)
+        started_s = time.monotonic()
+        self._unblock()
+        outcome = pump(
+            self._monitor,
+            self._pipes,
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
+            deadline_s=started_s + limits.timeout_s,
+            cancel=cancel,
+            on_exit=self._cgroup.kill_all,
+            on_stop=self._cgroup.kill_all,
+        )
+        return process_report(
+            returncode=self._monitor.returncode,
+            stopped=outcome.timed_out or outcome.cancelled,
+            wall_time_s=(outcome.exited_at_s or time.monotonic()) - started_s,
+            cpu_time_s=max(0, self._cgroup.cpu_time_ns() - cpu_before_ns) / 1e9,
+            memory_kb=self._cgroup.peak_memory_kb(),
+            oom_killed=self._cgroup.oom_kills() > 0,
+            stdout=stdout,
+            stderr=stderr,
+        )
+
+    def _unblock(self) -> None:
+        assert self._block_fd is not None  # noqa: S101
+        os.write(self._block_fd, b"x")
+        os.close(self._block_fd)
+        self._block_fd = None
+
+    def close(self) -> None:
+        """Kill whatever is left, then remove the cgroup, the box and the uid lease. Idempotent."""
+        if self._cgroup is not None:
+            self._cgroup.kill_all()
+        if self._monitor is not None:
+            self._monitor.wait()
+        if self._block_fd is not None:
+            os.close(self._block_fd)
+            self._block_fd = None
+        if self._pipes is not None:
+            self._pipes.close()
+        if self._cgroup is not None:
+            self._cgroup.remove()
+            self._cgroup = None
+        self.box.remove()
+        if self._lease is not None:
+            self._lease.release()
+            self._lease = None
+
+
+def _shell_limits(limits: PhaseLimits) -> ShellLimits:
+    return ShellLimits(
+        cpu_time_s=math.ceil(limits.timeout_s) + 1,
+        file_size_bytes=limits.file_size_bytes,
+        open_files=OPEN_FILES_LIMIT,
+        address_space_bytes=limits.address_space_bytes,
     )
 
 
-def _sandbox_argv(
-    config: SandboxConfig, runner_env: dict[str, str] | None, cgroup: RunCgroup | None
-) -> list[str]:
-    """[join the cgroup] [drop root] bwrap ... runner: the whole command line of one run."""
-    argv = [*_drop_privileges_prefix(config), *build_bwrap_argv(config.layout(runner_env))]
-    if cgroup is None:
-        return argv
-    return ["/bin/sh", "-c", _JOIN_CGROUP_SCRIPT, "join-cgroup", *map(str, cgroup.procs_files), "--", *argv]
-
-
-def _drop_privileges_prefix(config: SandboxConfig) -> list[str]:
-    """As root, bwrap must run as an unprivileged host uid: its user namespace maps the sandbox's uid
-    to the caller's, and a sandbox uid backed by host root passes every DAC check on root-owned files
-    (e.g. /proc/sys is writable, changing host-wide sysctls)."""
-    if os.geteuid() != 0:
-        return []
-    uid, gid = str(config.host_uid), str(config.host_gid)
-    return [config.setpriv_path, "--reuid", uid, "--regid", gid, "--clear-groups", "--"]
-
-
-def _create_cgroup(config: SandboxConfig, *, memory_limit_mb: int, max_pids: int) -> RunCgroup | None:
-    if config.cgroups is None:
-        return None
+def _filter_pipe(bpf: bytes) -> int:
+    """A descriptor bwrap reads the seccomp program from (it reads to end of file, once)."""
+    read_fd, write_fd = os.pipe()
     try:
-        return config.cgroups.create(memory_limit_mb=memory_limit_mb, max_pids=max_pids)
-    except OSError as exc:
-        # Running without limits would be worse than refusing, but the runner's rlimits still hold.
-        logger.warning("cannot create a run cgroup (%s); this run relies on rlimits only", exc)
-        return None
+        os.write(write_fd, bpf)
+    finally:
+        os.close(write_fd)
+    return read_fd

@@ -1,0 +1,1 @@
+../../runners/runner/runner_output.py
