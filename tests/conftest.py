@@ -16,12 +16,12 @@ from functions import observability, wiring
 from functions.api.handler import lambda_handler
 from functions.core.backend import ExecutionBackend
 from functions.core.languages import load_registry
-from functions.core.protocol import CaseReport, RunnerReport, RunnerTask, b64encode
+from functions.core.protocol import RunnerReport, RunnerTask
 from functions.core.service import ExecutionService
-from functions.core.verdicts import Verdict
 from functions.local_server import LocalApiServer, LocalLambdaContext, build_event
 from functions.settings import get_settings
 from tests.http_support import ApiResponse, encode_body, from_proxy
+from tests.report_factories import process, report
 
 # The real Kubernetes control plane's session fixtures (cluster, cluster_namespace, admin_api_client,
 # controller_api_client), for any suite; the cluster starts only when a test asks for one.
@@ -90,14 +90,7 @@ class FakeBackend:
     """Records tasks; answers with `report`, or raises `error` when set."""
 
     name: str = "fake"
-    report: RunnerReport = field(
-        default_factory=lambda: RunnerReport(
-            language_version="9.9",
-            cases=[
-                CaseReport(verdict=Verdict.ACCEPTED, exit_code=0, stdout_b64=b64encode(b"hi\n"), memory_kb=1)
-            ],
-        )
-    )
+    report: RunnerReport = field(default_factory=lambda: report(process(stdout=b"hi\n", memory_kb=1)))
     error: Exception | None = None
     tasks: list[RunnerTask] = field(default_factory=list)
     budgets_s: list[float] = field(default_factory=list)

@@ -74,7 +74,13 @@ def build_response(
 
 def _failure(verdict: Verdict, message: str, common: dict[str, str]) -> ExecuteResponse:
     return ExecuteResponse(
-        status="failed", stdout="", stderr=message, execution_time=0.0, exit_code=None, verdict=verdict, **common
+        status="failed",
+        stdout="",
+        stderr=message,
+        execution_time=0.0,
+        exit_code=None,
+        verdict=verdict,
+        **common,
     )
 
 

@@ -1,9 +1,7 @@
-"""Real runner, real sandbox: a LocalBackend and a helper that runs one program and decodes its output."""
+"""Real sandbox, real toolchains: a LocalBackend and a helper that runs one program and judges it."""
 
 from __future__ import annotations
 
-import shutil
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
@@ -11,31 +9,33 @@ import pytest
 
 from functions.backends.local.backend import LocalBackend, create_backend
 from functions.core.languages import load_registry
-from functions.core.models import ExecuteRequest
+from functions.core.models import ExecuteRequest, ExecuteResponse
 from functions.core.protocol import RunnerReport, RunnerTask
-from functions.core.results import decode_text
-from functions.core.spec import build_task
+from functions.core.results import build_response
+from functions.core.spec import prepare_run
 from functions.core.verdicts import Verdict
 from functions.settings import Settings
 from functions.wiring import sync_policy
+from tests.sandbox_support import assert_nothing_left, sandbox_settings
 
 
 @dataclass(frozen=True, slots=True)
 class Run:
     task: RunnerTask
     report: RunnerReport
+    response: ExecuteResponse
 
     @property
     def verdict(self) -> Verdict:
-        return self.report.cases[0].verdict
+        return self.response.verdict
 
     @property
     def stdout(self) -> str:
-        return decode_text(self.report.cases[0].stdout_b64)
+        return self.response.stdout
 
     @property
     def stderr(self) -> str:
-        return decode_text(self.report.cases[0].stderr_b64)
+        return self.response.stderr
 
 
 RunProgram = Callable[..., Run]
@@ -43,19 +43,14 @@ RunProgram = Callable[..., Run]
 
 @pytest.fixture(scope="session")
 def settings() -> Settings:
-    if shutil.which("bwrap") is None:
-        pytest.skip("bubblewrap is not installed")
-    return Settings(local_cgroup_root=f"code-exec-security-{uuid.uuid4().hex[:8]}", local_queue_wait_s=60.0)
+    return sandbox_settings(local_queue_wait_s=60.0)
 
 
 @pytest.fixture(scope="session")
 def backend(settings: Settings) -> Iterator[LocalBackend]:
     backend = create_backend(settings)
     yield backend
-    if backend.config.cgroups is not None:
-        for parent in backend.config.cgroups.parents:
-            assert [child.name for child in parent.iterdir() if child.is_dir()] == []
-            parent.rmdir()
+    assert_nothing_left(backend.host, settings)
 
 
 @pytest.fixture(scope="session")
@@ -70,7 +65,8 @@ def run_program(backend: LocalBackend, settings: Settings) -> RunProgram:
         request = ExecuteRequest.model_validate(
             {"language": language, "code": code, "encoding": "text", **fields}
         )
-        task = build_task(request, registry, policy)
-        return Run(task=task, report=backend.run(task, budget_s=budget_s))
+        prepared = prepare_run(request, registry, policy)
+        report = backend.run(prepared.task, budget_s=budget_s)
+        return Run(task=prepared.task, report=report, response=build_response(prepared.plan, report))
 
     return run

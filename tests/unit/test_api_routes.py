@@ -11,10 +11,10 @@ import pytest
 
 from functions import observability
 from functions.api.handler import lambda_handler
-from functions.core.protocol import CaseReport, CompileReport, RunnerReport, b64decode, b64encode
-from functions.core.verdicts import Verdict
+from functions.core.protocol import b64decode
 from functions.local_server import LocalLambdaContext
 from tests.conftest import EventFactory, FakeBackend, Invoke
+from tests.report_factories import process, report
 
 SEED_BODY = {"language": "python", "code": base64.b64encode(b'print("Hello, World!")').decode()}
 SEED_FIELDS = {"status", "stdout", "stderr", "execution_time", "exit_code"}
@@ -66,14 +66,12 @@ def test_text_encoding_takes_code_and_stdin_verbatim(invoke: Invoke, fake_backen
 
 
 def test_test_cases_come_back_per_case(invoke: Invoke, fake_backend: FakeBackend) -> None:
-    # Given a backend that compiled once and judged two cases, the second wrong
-    fake_backend.report = RunnerReport(
-        language_version="12",
-        compile=CompileReport(succeeded=True, exit_code=0, output_b64=b64encode(b"warning: x")),
-        cases=[
-            CaseReport(verdict=Verdict.ACCEPTED, exit_code=0, stdout_b64=b64encode(b"2\n")),
-            CaseReport(verdict=Verdict.WRONG_ANSWER, exit_code=0, stdout_b64=b64encode(b"4\n")),
-        ],
+    # Given a backend that compiled once and ran two cases, the second printing a wrong answer
+    fake_backend.report = report(
+        process(stdout=b"2\n"),
+        process(stdout=b"4\n"),
+        compile_step=process(stdout=b"warning: x"),
+        version="12",
     )
     cases = [{"stdin": "1", "expected_output": "2"}, {"stdin": "2", "expected_output": "5"}]
 

@@ -10,9 +10,10 @@ import pytest
 
 from functions import cli, observability
 from functions.core.models import ExecuteResponse, TruncationFlags
-from functions.core.protocol import CaseReport, RunnerReport, b64decode, b64encode
+from functions.core.protocol import b64decode
 from functions.core.verdicts import Verdict
 from tests.conftest import FakeBackend
+from tests.report_factories import process, report
 
 
 @pytest.fixture(autouse=True)
@@ -46,7 +47,7 @@ def test_run_prints_the_programs_output_and_a_verdict_line(
 
 
 def test_run_exits_with_the_programs_exit_code(program: Path, fake_backend: FakeBackend) -> None:
-    fake_backend.report = RunnerReport(cases=[CaseReport(verdict=Verdict.RUNTIME_ERROR, exit_code=3)])
+    fake_backend.report = report(process(exit_code=3))
 
     assert cli.main(["run", str(program)]) == 3
 
@@ -61,8 +62,10 @@ def test_run_passes_stdin_args_and_limits(tmp_path: Path, program: Path, fake_ba
 
     task = fake_backend.tasks[0]
     assert b64decode(task.cases[0].stdin_b64) == b"5\n"
-    assert task.args == ("-v", "x")
-    assert (task.limits.timeout_s, task.limits.memory_limit_mb) == (3, 64)
+    assert task.run.argv[-2:] == ("-v", "x")
+    assert task.run.timeout_s == 3
+    assert task.run.argv[1] == "-B"  # python: the memory limit shows in its step, not in a flag
+    assert task.run.memory_mb == 64 + task.language.runtime_overhead_mb
 
 
 EXTENSIONS = {"main.cpp": "cpp", "Main.java": "java", "app.js": "javascript", "x.PY": "python"}
@@ -153,9 +156,7 @@ def test_the_verdict_line_names_signal_memory_and_truncation() -> None:
 def test_compile_warnings_are_shown_before_the_programs_stderr(
     program: Path, fake_backend: FakeBackend, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    fake_backend.report = RunnerReport(
-        cases=[CaseReport(verdict=Verdict.ACCEPTED, exit_code=0, stderr_b64=b64encode(b"note\n"))]
-    )
+    fake_backend.report = report(process(stderr=b"note\n"))
 
     cli.main(["run", str(program)])
 

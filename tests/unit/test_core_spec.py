@@ -9,20 +9,33 @@ from typing import Any
 import pytest
 
 from functions.core.errors import InvalidRequestError, PayloadTooLargeError, UnknownLanguageError
-from functions.core.protocol import b64decode
-from functions.core.spec import build_task
+from functions.core.output_digest import normalized_sha256
+from functions.core.protocol import RunnerTask, b64decode
+from functions.core.spec import prepare_run
 from tests.unit.factories import POLICY, REGISTRY, b64, request
+
+
+def build_task(*args: Any) -> RunnerTask:
+    return prepare_run(*args).task
 
 
 def test_defaults_apply_when_limits_are_absent() -> None:
     # Given a request with no limits / When it becomes a task
-    task = build_task(request(), REGISTRY, POLICY)
+    prepared = prepare_run(request(), REGISTRY, POLICY)
     # Then the configured defaults apply and the code round-trips
-    assert task.limits.timeout_s == 10
-    assert task.limits.memory_limit_mb == 256
-    assert b64decode(task.source_b64) == b"print(1)"
-    assert len(task.cases) == 1
-    assert task.cases[0].expected_output_b64 is None
+    assert prepared.task.run.timeout_s == 10
+    assert prepared.task.run.memory_mb == 256
+    assert b64decode(prepared.task.source_b64) == b"print(1)"
+    assert len(prepared.task.cases) == 1
+    assert prepared.plan.expected_sha256 == (None,)
+
+
+def test_steps_are_resolved_from_the_language() -> None:
+    # Given a language whose run command names its file, and arguments
+    task = build_task(request(args=["-x"]), REGISTRY, POLICY)
+    # Then the step carries the expanded command with the arguments appended, and no compile step
+    assert task.run.argv == ("run", "main.x", "-x")
+    assert task.compile is None
 
 
 @pytest.mark.parametrize(
@@ -91,16 +104,14 @@ def test_bad_requests_are_permanent_errors(
         build_task(request(**overrides), REGISTRY, POLICY)
 
 
-def test_test_cases_carry_expected_output() -> None:
-    task = build_task(
+def test_expected_outputs_stay_with_the_judge() -> None:
+    prepared = prepare_run(
         request(test_cases=[{"stdin": b64("1"), "expected_output": b64("2")}, {"stdin": b64("3")}]),
         REGISTRY,
         POLICY,
     )
-    assert [b64decode(case.stdin_b64) for case in task.cases] == [b"1", b"3"]
-    assert task.cases[0].expected_output_b64 is not None
-    assert b64decode(task.cases[0].expected_output_b64) == b"2"
-    assert task.cases[1].expected_output_b64 is None
+    assert [b64decode(case.stdin_b64) for case in prepared.task.cases] == [b"1", b"3"]
+    assert prepared.plan.expected_sha256 == (normalized_sha256(b"2"), None)
 
 
 def test_total_budget_never_below_the_timeout() -> None:

@@ -1,32 +1,25 @@
-"""LocalBackend end to end with the real runner: languages, budget, capacity, broken runner, no cgroups."""
+"""LocalBackend end to end with the real toolchains: steps, budget, capacity, artifacts, cleanup."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
 from functions.backends.local.backend import LocalBackend, create_backend
 from functions.core.errors import CapacityExhaustedError, DeadlineExceededError
-from functions.core.languages import load_registry
-from functions.core.models import ExecuteRequest
-from functions.core.protocol import RunnerTask
-from functions.core.results import decode_text
-from functions.core.spec import build_task
+from functions.core.languages import LanguageSpec, load_registry
+from functions.core.models import ExecuteRequest, ExecuteResponse
+from functions.core.results import build_response
+from functions.core.spec import PreparedRun, prepare_run
 from functions.core.verdicts import Verdict
 from functions.settings import DEFAULT_RUNNERS_DIR, Settings
 from functions.wiring import sync_policy
+from tests.sandbox_support import assert_nothing_left, sandbox_settings
 
-pytestmark = [
-    pytest.mark.sandbox,
-    pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed"),
-]
+pytestmark = [pytest.mark.sandbox]
 
 MakeBackend = Callable[..., LocalBackend]
 # The service's own limits, with shorter defaults and smaller caps so the tests stay quick.
@@ -42,83 +35,124 @@ POLICY = replace(
     max_processes=32,
     max_file_size_bytes=1 << 20,
 )
-HELLO = {
-    "python": 'print("Hello, World!")',
-    "javascript": 'console.log("Hello, World!")',
-    "cpp": '#include <iostream>\nint main() { std::cout << "Hello, World!" << std::endl; }',
-    "java": 'public class Hi { public static void main(String[] a) { System.out.println("Hello, World!"); } }',
-}
 
 
-def _task(language: str, code: str, **fields: object) -> RunnerTask:
+def _prepare(language: str, code: str, **fields: object) -> PreparedRun:
     request = ExecuteRequest.model_validate(
         {"language": language, "code": code, "encoding": "text", **fields}
     )
-    return build_task(request, load_registry(DEFAULT_RUNNERS_DIR), POLICY)
+    return prepare_run(request, load_registry(DEFAULT_RUNNERS_DIR), POLICY)
 
 
-def _cleanup(backend: LocalBackend) -> None:
-    if backend.config.cgroups is not None:
-        for parent in backend.config.cgroups.parents:
-            assert [child.name for child in parent.iterdir() if child.is_dir()] == []
-            parent.rmdir()
+def _execute(backend: LocalBackend, language: str, code: str, **fields: object) -> ExecuteResponse:
+    prepared = _prepare(language, code, **fields)
+    return build_response(prepared.plan, backend.run(prepared.task, budget_s=30.0))
 
 
 @pytest.fixture
 def make_backend() -> Iterator[MakeBackend]:
-    backends: list[LocalBackend] = []
+    made: list[tuple[LocalBackend, Settings]] = []
 
     def make(**overrides: object) -> LocalBackend:
-        root = f"code-exec-test-{uuid.uuid4().hex[:8]}"
-        backend = create_backend(Settings(local_cgroup_root=root, **overrides))  # type: ignore[arg-type]
-        backends.append(backend)
+        settings = sandbox_settings(**overrides)
+        backend = create_backend(settings)
+        made.append((backend, settings))
         return backend
 
     yield make
-    for backend in backends:
-        _cleanup(backend)
+    for backend, settings in made:
+        assert_nothing_left(backend.host, settings)
 
 
-@pytest.mark.parametrize("language", sorted(HELLO), ids=sorted(HELLO))
-@pytest.mark.parametrize("use_cgroups", [True, False], ids=["cgroups", "rlimits-only"])
-def test_hello_world(make_backend: MakeBackend, language: str, use_cgroups: bool) -> None:
-    backend = make_backend(local_use_cgroups=use_cgroups)
-    report = backend.run(_task(language, HELLO[language]), budget_s=30.0)
-    assert report.cases[0].verdict is Verdict.ACCEPTED, report
-    assert decode_text(report.cases[0].stdout_b64) == "Hello, World!\n"
+@pytest.fixture
+def backend(make_backend: MakeBackend) -> LocalBackend:
+    return make_backend()
 
 
-def test_budget_shorter_than_the_run_raises_deadline(make_backend: MakeBackend) -> None:
+def test_compiled_once_then_each_case_in_its_own_sandbox(backend: LocalBackend) -> None:
+    # Given a C++ program run on three cases, each printing its sandbox's identity and the binary's inode
+    code = (
+        "#include <iostream>\n#include <fstream>\n#include <unistd.h>\n#include <sys/stat.h>\n"
+        'int main() { long long n; std::cin >> n; struct stat st; stat("/box/main", &st);'
+        " std::ifstream("
+        '"/tmp/mark").good() ? std::cout << "seen" : std::cout << n * 2;'
+        ' std::ofstream("/tmp/mark") << 1; std::cerr << st.st_ino; }'
+    )
+    cases = [{"stdin": str(n), "expected_output": str(n * 2)} for n in (1, 2, 3)]
+    response = _execute(backend, "cpp", code, test_cases=cases)
+    # Then every case ran the same binary, and none saw what the one before left in /tmp
+    assert response.verdict is Verdict.ACCEPTED, response
+    assert response.test_results is not None
+    assert len({result.stderr for result in response.test_results}) == 1
+
+
+def test_budget_shorter_than_the_run_raises_deadline(backend: LocalBackend) -> None:
     # Given a program that loops for its whole 10 s timeout and a 1 s budget
-    backend = make_backend()
-    task = _task("python", "while True: pass", timeout=10)
+    prepared = _prepare("python", "while True: pass", timeout=10)
     started_s = time.monotonic()
     # When / Then
     with pytest.raises(DeadlineExceededError) as caught:
-        backend.run(task, budget_s=1.0)
-    assert caught.value.execution_id == task.execution_id
+        backend.run(prepared.task, budget_s=1.0)
+    assert caught.value.execution_id == prepared.task.execution_id
     assert time.monotonic() - started_s < 1.0 + 5.0  # generous: the kill is immediate
+
+
+def test_cases_beyond_the_task_budget_are_not_run(make_backend: MakeBackend) -> None:
+    backend = make_backend()
+    prepared = prepare_run(
+        ExecuteRequest.model_validate(
+            {
+                "language": "python",
+                "code": "while True: pass",
+                "encoding": "text",
+                "timeout": 1,
+                "test_cases": [{"stdin": ""}] * 3,
+            }
+        ),
+        load_registry(DEFAULT_RUNNERS_DIR),
+        replace(POLICY, total_budget_s=1.5),
+    )
+    response = build_response(prepared.plan, backend.run(prepared.task, budget_s=30.0))
+    assert response.test_results is not None
+    assert [result.verdict for result in response.test_results] == [Verdict.TIME_LIMIT_EXCEEDED] * 3
+    assert "not run" in response.test_results[2].stderr
 
 
 def test_full_pool_answers_capacity_exhausted(make_backend: MakeBackend) -> None:
     backend = make_backend(local_max_concurrency=1, local_queue_wait_s=0.0)
     with backend.pool.slot(), pytest.raises(CapacityExhaustedError) as caught:
-        backend.run(_task("python", "print(1)"), budget_s=30.0)
+        backend.run(_prepare("python", "print(1)").task, budget_s=30.0)
     assert caught.value.retry_after_s is not None
 
 
-def test_broken_runner_is_an_internal_error_report(make_backend: MakeBackend) -> None:
-    # Given a runners dir whose runner crashes before writing a report
-    base = Path(tempfile.mkdtemp(prefix="code-exec-broken-"))
-    try:
-        base.chmod(0o755)
-        (base / "runner").mkdir()
-        (base / "runner" / "runner.py").write_text("raise SystemExit(3)\n")
-        backend = make_backend(runners_dir=base)
-        # When
-        report = backend.run(_task("python", "print(1)"), budget_s=30.0)
-    finally:
-        shutil.rmtree(base)
-    # Then: a report (not an exception) naming the failure
-    assert report.internal_error is not None
-    assert "exit code 3" in report.internal_error
+def test_a_missing_compiler_is_a_compile_failure_that_says_so(make_backend: MakeBackend) -> None:
+    # Given a C++ task whose compiler is not on the sandbox's PATH
+    backend = make_backend()
+    prepared = _prepare("cpp", "int main() {}")
+    assert prepared.task.compile is not None
+    compile_step = prepared.task.compile.model_copy(update={"argv": ("no-such-cc",)})
+    task = prepared.task.model_copy(update={"compile": compile_step})
+    response = build_response(prepared.plan, backend.run(task, budget_s=30.0))
+    assert response.verdict is Verdict.COMPILATION_ERROR
+    assert "no-such-cc" in response.compile_output
+
+
+def test_the_version_is_measured_once_per_toolchain(
+    backend: LocalBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a count of the real version probes
+    versions = backend.runner.versions
+    probes: list[str] = []
+    real_probe = versions._probe
+
+    def counted(language: LanguageSpec) -> str:
+        probes.append(language.name)
+        return real_probe(language)
+
+    monkeypatch.setattr(versions, "_probe", counted)
+    # When two runs of the same language happen
+    first = _execute(backend, "python", "print(1)").language_version
+    second = _execute(backend, "python", "print(2)").language_version
+    # Then the toolchain was probed once and its real version shown both times
+    assert first == second != ""
+    assert probes == ["python"]

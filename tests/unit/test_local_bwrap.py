@@ -7,26 +7,34 @@ from pathlib import Path
 import pytest
 
 from functions.backends.local.bwrap import (
-    SANDBOX_RUNNER_DIR,
     HostEntry,
     SandboxLayout,
-    build_bwrap_argv,
     host_entries,
     sandbox_env,
 )
+from functions.backends.local.bwrap import build_bwrap_argv as _build
+from functions.core.protocol import PROGRAM_DIR
+
+FDS = {"block_fd": 7, "info_fd": 8, "seccomp_fd": 9}
 
 
 def _layout(**overrides: object) -> SandboxLayout:
     values: dict[str, object] = {
         "bwrap_path": "/usr/bin/bwrap",
-        "python_path": "/usr/bin/python3",
-        "runner_dir": "/repo/runners/runner",
         "system_entries": (HostEntry("/usr"), HostEntry("/lib", symlink_target="usr/lib")),
+        "masked_dirs": ("/usr/local",),
+        "extra_entries": (HostEntry("/usr/local/go"), HostEntry("/etc/ld.so.cache")),
+        "box_source": "/data/boxes/abc",
+        "box_writable": False,
         "tmp_size_mb": 64,
-        "env": sandbox_env({"RUNNER_TASK_CHUNKS": "1"}),
+        "env": sandbox_env(),
     }
     values.update(overrides)
     return SandboxLayout(**values)  # type: ignore[arg-type]
+
+
+def build_bwrap_argv(layout: SandboxLayout) -> list[str]:
+    return _build(layout, **FDS)
 
 
 def _pairs(argv: list[str], flag: str, arity: int) -> list[tuple[str, ...]]:
@@ -60,6 +68,31 @@ def test_dangerous_flag_absent(flag: str) -> None:
     assert flag not in argv[: argv.index("--")]
 
 
+@pytest.mark.parametrize(
+    ("writable", "bind", "cwd"), [(False, "--ro-bind", "/tmp"), (True, "--bind", PROGRAM_DIR)]
+)
+def test_the_box_is_writable_only_for_a_compile_step(writable: bool, bind: str, cwd: str) -> None:
+    argv = build_bwrap_argv(_layout(box_writable=writable))
+    assert ("/data/boxes/abc", PROGRAM_DIR) in _pairs(argv, bind, 2)
+    assert _pairs(argv, "--chdir", 1) == [(cwd,)]
+
+
+def test_the_sandbox_waits_for_its_task_under_its_filter() -> None:
+    argv = build_bwrap_argv(_layout())
+    assert _pairs(argv, "--block-fd", 1) == [("7",)]
+    assert _pairs(argv, "--info-fd", 1) == [("8",)]
+    assert _pairs(argv, "--seccomp", 1) == [("9",)]
+
+
+def test_usr_local_is_hidden_except_what_a_language_names() -> None:
+    argv = build_bwrap_argv(_layout())
+    tmpfs_at = argv.index("/usr/local", argv.index("--tmpfs"))
+    rebind_at = argv.index("/usr/local/go")
+    assert argv[tmpfs_at - 1] == "--tmpfs"
+    assert tmpfs_at < rebind_at < argv.index("/usr/local", rebind_at + 1)
+    assert ("/usr/local",) in _pairs(argv, "--remount-ro", 1)
+
+
 def test_clearenv_comes_before_every_setenv() -> None:
     argv = build_bwrap_argv(_layout())
     assert argv.index("--clearenv") < min(i for i, arg in enumerate(argv) if arg == "--setenv")
@@ -68,7 +101,7 @@ def test_clearenv_comes_before_every_setenv() -> None:
 def test_environment_is_exactly_the_minimum_plus_the_callers() -> None:
     argv = build_bwrap_argv(_layout())
     names = {name for name, _ in _pairs(argv, "--setenv", 2)}
-    assert names == {"PATH", "LANG", "LC_ALL", "TMPDIR", "HOME", "RUNNER_TASK_CHUNKS"}
+    assert names == {"PATH", "LANG", "LC_ALL", "TMPDIR", "HOME"}
 
 
 def test_tmp_is_a_sized_world_writable_tmpfs() -> None:
@@ -82,12 +115,11 @@ def test_system_dirs_are_read_only_and_symlinks_recreated() -> None:
     argv = build_bwrap_argv(_layout())
     assert ("/usr", "/usr") in _pairs(argv, "--ro-bind", 2)
     assert ("usr/lib", "/lib") in _pairs(argv, "--symlink", 2)
-    assert ("/repo/runners/runner", SANDBOX_RUNNER_DIR) in _pairs(argv, "--ro-bind", 2)
 
 
 def test_root_and_dev_are_remounted_read_only() -> None:
     argv = build_bwrap_argv(_layout())
-    assert set(_pairs(argv, "--remount-ro", 1)) == {("/",), ("/dev",)}
+    assert {("/",), ("/dev",)} <= set(_pairs(argv, "--remount-ro", 1))
 
 
 def test_unprivileged_identity_and_hostname() -> None:
@@ -97,11 +129,9 @@ def test_unprivileged_identity_and_hostname() -> None:
     assert _pairs(argv, "--hostname", 1) == [("sandbox",)]
 
 
-def test_command_runs_the_runner_with_the_configured_python() -> None:
-    argv = build_bwrap_argv(_layout(python_path="/opt/py/bin/python3"))
-    command = argv[argv.index("--") + 1 :]
-    assert command[0] == "/opt/py/bin/python3"
-    assert command[-1] == f"{SANDBOX_RUNNER_DIR}/runner.py"
+def test_command_is_the_launcher_the_backend_writes() -> None:
+    argv = build_bwrap_argv(_layout())
+    assert argv[argv.index("--") + 1 :] == ["/bin/sh", f"{PROGRAM_DIR}/.launch"]
 
 
 def test_host_entries_skip_missing_and_keep_symlinks(tmp_path: Path) -> None:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from functions.backends.local.cgroups import CgroupManager, RunCgroup, detect_cgroups, parse_mounts
+from functions.backends.local.cgroup_run import RunCgroup
+from functions.backends.local.cgroups import CgroupManager, detect_cgroups, parse_mounts
 
 V1_MOUNTS = """\
 cgroup /sys/fs/cgroup/memory cgroup rw,relatime,memory 0 0

@@ -1,96 +1,104 @@
-"""What the sandbox saw -> the report: OOM, deadline, missing or invalid report."""
+"""What the local backend observes -> facts (pure): bubblewrap's status, the launcher it writes."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+import signal
+import subprocess
 
 import pytest
 
-from functions.backends.local.reports import interpret_outcome
-from functions.backends.local.sandbox import SandboxOutcome
-from functions.core.errors import DeadlineExceededError
-from functions.core.protocol import CaseReport, RunnerReport, RunnerTask, TaskCase, TaskLimits
-from functions.core.verdicts import Verdict
-from tests.unit.conftest import language
-
-LANGUAGE = language("python")  # the spec in runners/python/language.json
-
-TASK = RunnerTask(
-    execution_id="exec-1",
-    language=LANGUAGE,
-    source_b64="cHJpbnQoMSk=",
-    cases=(TaskCase(),),
-    limits=TaskLimits(
-        timeout_s=1,
-        compile_timeout_s=5,
-        total_budget_s=5,
-        memory_limit_mb=64,
-        output_limit_bytes=1024,
-        max_processes=8,
-        max_file_size_bytes=1024,
-    ),
-)
-BASE = SandboxOutcome(
-    stdout=b"", stderr=b"", exit_code=0, oom_killed=False, timed_out=False, peak_memory_kb=5
-)
-
-
-def _report(verdict: Verdict, signal: str | None) -> bytes:
-    case = CaseReport(verdict=verdict, exit_code=137 if signal else 0, signal=signal)
-    return RunnerReport(language_version="3.11.2", cases=[case]).model_dump_json().encode()
+from functions.backends.local.launch import ShellLimits, launch_script, quote
+from functions.backends.local.reports import exit_status, process_report
+from functions.core.output_digest import Capture, normalized_sha256
+from functions.core.protocol import b64decode
 
 
 @pytest.mark.parametrize(
-    ("outcome", "verdict", "exit_code"),
+    ("returncode", "expected"),
     [
-        (replace(BASE, stdout=_report(Verdict.ACCEPTED, None)), Verdict.ACCEPTED, 0),
-        (
-            replace(BASE, stdout=_report(Verdict.RUNTIME_ERROR, "SIGKILL"), oom_killed=True),
-            Verdict.MEMORY_LIMIT_EXCEEDED,
-            137,
-        ),
-        (
-            replace(BASE, stdout=_report(Verdict.TIME_LIMIT_EXCEEDED, "SIGKILL"), oom_killed=True),
-            Verdict.TIME_LIMIT_EXCEEDED,
-            137,
-        ),
-        (
-            replace(BASE, stdout=_report(Verdict.RUNTIME_ERROR, "SIGSEGV"), oom_killed=True),
-            Verdict.RUNTIME_ERROR,
-            137,
-        ),
-        (replace(BASE, exit_code=137, oom_killed=True), Verdict.MEMORY_LIMIT_EXCEEDED, 137),
-        (replace(BASE, exit_code=137, timed_out=True), Verdict.TIME_LIMIT_EXCEEDED, 124),
+        pytest.param(0, (0, None), id="success"),
+        pytest.param(3, (3, None), id="exit-code"),
+        pytest.param(128, (128, None), id="128-is-an-exit-code"),
+        pytest.param(128 + signal.SIGSEGV, (None, signal.SIGSEGV), id="shell-style-signal"),
+        pytest.param(-signal.SIGKILL, (None, signal.SIGKILL), id="monitor-killed"),
+        pytest.param(255, (255, None), id="beyond-signals"),
     ],
-    ids=["accepted", "oom-sigkill", "tle-stays", "segv-stays", "oom-no-report", "task-timeout"],
 )
-def test_case_verdicts(outcome: SandboxOutcome, verdict: Verdict, exit_code: int) -> None:
-    report = interpret_outcome(TASK, outcome, deadline_cut=False)
-    assert report.internal_error is None
-    assert report.cases[0].verdict is verdict
-    assert report.cases[0].exit_code == exit_code
+def test_exit_status(returncode: int, expected: tuple[int | None, int | None]) -> None:
+    assert exit_status(returncode) == expected
 
 
-@pytest.mark.parametrize(
-    "outcome",
-    [
-        replace(BASE, stdout=b"", exit_code=1),
-        replace(BASE, stdout=b"{not json", exit_code=0),
-        replace(BASE, stdout=b'{"cases": "nope"}'),
-        replace(BASE, stdout=_report(Verdict.ACCEPTED, None), stdout_overflow=True),
-    ],
-    ids=["empty", "invalid-json", "wrong-shape", "overflow"],
-)
-def test_missing_or_invalid_report_is_internal_error(outcome: SandboxOutcome) -> None:
-    report = interpret_outcome(TASK, outcome, deadline_cut=False)
-    assert report.internal_error is not None
-    assert "exit code" in report.internal_error
+def _capture(data: bytes, limit: int = 4) -> Capture:
+    capture = Capture(limit)
+    capture.add(data)
+    return capture
 
 
-@pytest.mark.parametrize(
-    "outcome", [replace(BASE, timed_out=True), replace(BASE, cancelled=True)], ids=["budget", "cancelled"]
-)
-def test_deadline_raises_with_execution_id(outcome: SandboxOutcome) -> None:
-    with pytest.raises(DeadlineExceededError) as caught:
-        interpret_outcome(TASK, outcome, deadline_cut=True)
-    assert caught.value.execution_id == "exec-1"
+def test_a_stopped_run_is_timed_out_whatever_its_status() -> None:
+    report = process_report(
+        returncode=0,
+        stopped=True,
+        wall_time_s=1.0,
+        cpu_time_s=0.9,
+        memory_kb=10,
+        oom_killed=False,
+        stdout=_capture(b""),
+        stderr=_capture(b""),
+    )
+    assert (report.timed_out, report.exit_code, report.signal) == (True, None, signal.SIGKILL)
+
+
+def test_streams_keep_the_cap_the_total_the_digest_and_the_tail_when_cut() -> None:
+    report = process_report(
+        returncode=0,
+        stopped=False,
+        wall_time_s=0.1,
+        cpu_time_s=0.1,
+        memory_kb=10,
+        oom_killed=False,
+        stdout=_capture(b"abcdef  \n\n"),
+        stderr=_capture(b"ok"),
+    )
+    assert b64decode(report.stdout.data_b64) == b"abcd"
+    assert report.stdout.total_bytes == 10
+    assert report.stdout.normalized_sha256 == normalized_sha256(b"abcdef")
+    assert b64decode(report.stdout.tail_b64) == b"abcdef  \n\n"
+    assert report.stderr.tail_b64 == ""
+
+
+def test_launcher_execs_any_argument_verbatim() -> None:
+    # Given arguments a shell would otherwise interpret
+    argv = ["printf", "%s|", "a b", "it's", "$HOME", "`id`", "\n", ""]
+    script = launch_script(
+        argv, {"GREETING": "it's me"}, ShellLimits(cpu_time_s=5, file_size_bytes=1000, open_files=64)
+    )
+    # When a POSIX shell runs it
+    completed = subprocess.run(
+        ["/bin/sh", "-c", script + "\n"], capture_output=True, check=True, env={"PATH": "/usr/bin:/bin"}
+    )
+    # Then every argument arrives as written
+    assert completed.stdout.decode() == "a b|it's|$HOME|`id`|\n||"
+
+
+def test_launcher_lowers_the_limits_before_the_exec() -> None:
+    limits = ShellLimits(
+        cpu_time_s=7, file_size_bytes=4096, open_files=64, address_space_bytes=512 * 1024 * 1024
+    )
+    script = launch_script(["cat", "/proc/self/limits"], {}, limits)
+    limits_text = subprocess.run(["/bin/sh", "-c", script], capture_output=True, check=True).stdout.decode()
+    rows = {line[:26].strip(): line[26:].split() for line in limits_text.splitlines()[1:]}
+    assert rows["Max cpu time"][:2] == ["7", "7"]
+    assert rows["Max file size"][:2] == ["4096", "4096"]
+    assert rows["Max open files"][:2] == ["64", "64"]
+    assert rows["Max core file size"][:2] == ["0", "0"]
+    assert rows["Max address space"][:2] == [str(512 * 1024 * 1024)] * 2
+
+
+@pytest.mark.parametrize("name", ["A-B", "1X", "X Y", ""])
+def test_launcher_refuses_impossible_variable_names(name: str) -> None:
+    with pytest.raises(ValueError, match="variable name"):
+        launch_script(["true"], {name: "v"}, ShellLimits(cpu_time_s=1, file_size_bytes=1, open_files=1))
+
+
+def test_quote_round_trips_single_quotes() -> None:
+    assert quote("a'b") == "'a'\\''b'"

@@ -1,154 +1,192 @@
-"""run_runner_sandboxed with small stand-in runners: stdin/stdout plumbing, bounds, kills, cgroups."""
+"""One Sandbox, real bubblewrap and cgroups: plumbing, bounds, kills from outside, figures, cleanup."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-import textwrap
+import os
+import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from functions.backends.local.sandbox import SandboxConfig, SandboxOutcome, config_from_settings
-from functions.backends.local.sandbox import run_runner_sandboxed as run_sandboxed
-from functions.settings import Settings
-from tests.unit.conftest import language
+from functions.backends.local.sandbox import HostSetup, Launch, PhaseLimits, Sandbox
+from functions.core.errors import BackendUnavailableError
+from functions.core.protocol import ProcessReport, b64decode
+from tests.sandbox_support import sandbox_host
 
-pytestmark = [
-    pytest.mark.sandbox,
-    pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed"),
-]
+pytestmark = [pytest.mark.sandbox]
 
-LANGUAGE = language("python")  # the spec in runners/python/language.json
+LIMITS = PhaseLimits(
+    timeout_s=20.0,
+    memory_limit_mb=128,
+    max_processes=16,
+    file_size_bytes=1 << 20,
+    output_limit_bytes=64 * 1024,
+)
+PYTHON = "/usr/bin/python3"
+
+RunIt = Callable[..., ProcessReport]
 
 
-Runner = Callable[..., SandboxOutcome]
+@pytest.fixture(scope="module")
+def host() -> Iterator[HostSetup]:
+    with sandbox_host() as host:
+        yield host
 
 
 @pytest.fixture
-def sandbox() -> Iterator[Callable[[str], tuple[SandboxConfig, Runner]]]:
-    """Build a config whose runner.py is the given stand-in, with its own cgroup root (removed after)."""
-    configs: list[SandboxConfig] = []
-    # Not pytest's tmp_path (mode 0700): bwrap may run as an unprivileged uid that must read the runner.
-    base = Path(tempfile.mkdtemp(prefix="code-exec-standin-"))
-    base.chmod(0o755)
+def run(host: HostSetup) -> RunIt:
+    """Run a python snippet in a fresh sandbox (`limits` fields may be overridden)."""
 
-    def make(runner_source: str) -> tuple[SandboxConfig, Runner]:
-        runners_dir = base / f"runners-{len(configs)}"
-        (runners_dir / "runner").mkdir(parents=True)
-        (runners_dir / "runner" / "runner.py").write_text(textwrap.dedent(runner_source))
-        settings = Settings(
-            runners_dir=runners_dir, local_cgroup_root=f"code-exec-test-{uuid.uuid4().hex[:8]}"
-        )
-        config = config_from_settings(settings)
-        configs.append(config)
+    def run_it(
+        code: str, *, stdin: bytes = b"", cancel: threading.Event | None = None, **limits: object
+    ) -> ProcessReport:
+        sandbox = Sandbox(host, writable_box=False)
+        try:
+            sandbox.box.write_file("main.py", code.encode())
+            phase = replace(LIMITS, **limits)  # type: ignore[arg-type]
+            return sandbox.run(Launch((PYTHON, "/box/main.py")), phase, stdin=stdin, cancel=cancel)
+        finally:
+            sandbox.close()
 
-        def run(**overrides: object) -> SandboxOutcome:
-            arguments: dict[str, object] = {
-                "language": LANGUAGE,
-                "runner_env": None,
-                "stdin": None,
-                "memory_limit_mb": 64,
-                "max_processes": 16,
-                "wall_timeout_s": 20.0,
-                "config": config,
-            }
-            arguments.update(overrides)
-            return run_sandboxed(**arguments)  # type: ignore[arg-type]
-
-        return config, run
-
-    yield make
-    shutil.rmtree(base)
-    for config in configs:
-        if config.cgroups is not None:
-            for parent in config.cgroups.parents:
-                # Then no run cgroup was left behind
-                assert [child.name for child in parent.iterdir() if child.is_dir()] == []
-                parent.rmdir()
+    return run_it
 
 
-def test_large_stdin_round_trips(sandbox: Callable[[str], tuple[SandboxConfig, Runner]]) -> None:
-    # Given a runner that echoes its stdin and 1 MiB of input (more than a pipe buffer)
-    _, run = sandbox("import sys; sys.stdout.buffer.write(sys.stdin.buffer.read())")
+def test_large_stdin_round_trips(run: RunIt) -> None:
+    # Given 1 MiB of input, more than a pipe buffer
     payload = bytes(range(256)) * 4096
-    # When
-    outcome = run(stdin=payload)
-    # Then
-    assert outcome.exit_code == 0
-    assert outcome.stdout == payload
+    # When a program echoes it
+    report = run(
+        "import sys; sys.stdout.buffer.write(sys.stdin.buffer.read())",
+        stdin=payload,
+        output_limit_bytes=2 << 20,
+    )
+    # Then it comes back whole
+    assert report.exit_code == 0
+    assert b64decode(report.stdout.data_b64) == payload
 
 
-def test_runner_env_passes_and_host_env_does_not(
-    sandbox: Callable[[str], tuple[SandboxConfig, Runner]], monkeypatch: pytest.MonkeyPatch
+def test_output_beyond_the_cap_is_counted_and_digested_not_kept(run: RunIt) -> None:
+    report = run("import sys\nfor _ in range(100): sys.stdout.write('x' * 100000)", output_limit_bytes=1000)
+    assert len(b64decode(report.stdout.data_b64)) == 1000
+    assert report.stdout.total_bytes == 10_000_000
+    assert report.exit_code == 0
+
+
+def test_the_service_environment_never_reaches_the_program(
+    run: RunIt, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("EXEC_SECRET_CANARY", "canary-7f3a")
-    _, run = sandbox("import json, os; print(json.dumps(dict(os.environ)))")
-    outcome = run(runner_env={"RUNNER_TASK_CHUNKS": "1", "RUNNER_TASK_0": "e30="})
-    assert b"canary-7f3a" not in outcome.stdout
-    assert b'"RUNNER_TASK_0": "e30="' in outcome.stdout
+    report = run("import os; print(sorted(os.environ))")
+    assert b"EXEC_SECRET_CANARY" not in b64decode(report.stdout.data_b64)
 
 
-def test_wall_timeout_kills_the_sandbox(sandbox: Callable[[str], tuple[SandboxConfig, Runner]]) -> None:
-    _, run = sandbox("import time; time.sleep(1000)")
+def test_the_deadline_kills_from_outside(run: RunIt) -> None:
     started_s = time.monotonic()
-    outcome = run(wall_timeout_s=0.5)
-    assert outcome.timed_out
-    assert outcome.exit_code != 0
-    assert time.monotonic() - started_s < 10  # generous: the kill is immediate
+    report = run("import time; time.sleep(1000)", timeout_s=0.5)
+    assert report.timed_out
+    assert 0.5 <= report.wall_time_s < 5
+    assert time.monotonic() - started_s < 10
 
 
-def test_cancel_stops_the_run(sandbox: Callable[[str], tuple[SandboxConfig, Runner]]) -> None:
-    import threading
-
-    _, run = sandbox("import time; time.sleep(1000)")
+def test_cancel_stops_the_run(run: RunIt) -> None:
     cancel = threading.Event()
     cancel.set()
-    outcome = run(cancel=cancel)
-    assert outcome.cancelled
-    assert not outcome.timed_out
+    report = run("import time; time.sleep(1000)", cancel=cancel)
+    assert report.timed_out
 
 
-def test_report_size_is_bounded(sandbox: Callable[[str], tuple[SandboxConfig, Runner]]) -> None:
-    config, run = sandbox("import sys\nwhile True: sys.stdout.write('x' * 65536)")
-    outcome = run(config=replace(config, report_max_bytes=1024 * 1024))
-    assert outcome.stdout_overflow
-    assert len(outcome.stdout) == 1024 * 1024
+def test_a_straggler_holding_the_pipes_is_killed_when_the_program_exits(run: RunIt) -> None:
+    # Given a program whose detached child keeps stdout open for a long time
+    code = "import os, time\nif os.fork() == 0:\n    os.setsid(); time.sleep(1000)\nprint('parent done')"
+    started_s = time.monotonic()
+    report = run(code)
+    # Then the run ends with the program, not with its child
+    assert (report.exit_code, b64decode(report.stdout.data_b64)) == (0, b"parent done\n")
+    assert time.monotonic() - started_s < 10
 
 
-def test_memory_cgroup_kills_and_reports_oom(sandbox: Callable[[str], tuple[SandboxConfig, Runner]]) -> None:
-    config, run = sandbox("x = bytearray(400 * 1024 * 1024); print(len(x))")
-    if config.cgroups is None:
-        pytest.skip("no cgroups on this host")
-    outcome = run(memory_limit_mb=32)
-    assert outcome.oom_killed
-    assert outcome.exit_code == 137
-    assert outcome.cgroup_used
-    assert outcome.peak_memory_kb > 32 * 1024
+def test_memory_figures_come_from_the_cgroup(run: RunIt) -> None:
+    report = run("x = bytearray(100 * 1024 * 1024)\nx[::4096] = b'1' * len(x[::4096])", memory_limit_mb=256)
+    assert report.exit_code == 0
+    assert 95 * 1024 <= report.memory_kb <= 115 * 1024
 
 
-def test_pids_cgroup_limits_processes(sandbox: Callable[[str], tuple[SandboxConfig, Runner]]) -> None:
-    config, run = sandbox(
-        """
-        import os, time
-        children = 0
-        for _ in range(500):
-            try:
-                if os.fork() == 0:
-                    time.sleep(30)
-                    os._exit(0)
-                children += 1
-            except OSError:
-                break
-        print(children)
-        """
+def test_cpu_time_covers_every_process_reaped_or_not(run: RunIt) -> None:
+    # Given a program whose child burns CPU and is never waited for
+    code = (
+        "import os, time\n"
+        "if os.fork() == 0:\n    end = time.process_time() + 0.6\n    while time.process_time() < end: pass\n    os._exit(0)\n"
+        "time.sleep(1)"
     )
-    if config.cgroups is None:
-        pytest.skip("no cgroups on this host")
-    outcome = run(max_processes=10)
-    # Then forks stop near max_processes + the runner's allowance, far below 500
-    assert int(outcome.stdout) < 10 + config.runner_pids
+    report = run(code)
+    assert report.cpu_time_s >= 0.5
+
+
+def test_the_memory_cgroup_kills_and_is_the_evidence(run: RunIt) -> None:
+    report = run("x = bytearray(400 * 1024 * 1024); print(len(x))", memory_limit_mb=32)
+    assert report.oom_killed
+    assert report.signal == 9
+
+
+def test_processes_are_bounded(run: RunIt) -> None:
+    code = (
+        "import os, time\nchildren = 0\nfor _ in range(500):\n    try:\n        pid = os.fork()\n"
+        "    except OSError:\n        break\n    if pid == 0:\n        time.sleep(30); os._exit(0)\n    children += 1\n"
+        "print(children)"
+    )
+    report = run(code, max_processes=10)
+    assert int(b64decode(report.stdout.data_b64)) < 10 + 4
+
+
+def test_the_program_files_are_read_only_and_tmp_is_its_own(run: RunIt) -> None:
+    code = (
+        "import os\n"
+        "for path in ('/box/main.py', '/box/.launch', '/box/new'):\n"
+        "    try:\n        open(path, 'a').close(); print('WROTE', path)\n    except OSError as e:\n        print('refused', path)\n"
+        "open('scratch', 'w').write('ok'); print(os.getcwd(), os.listdir('.'))"
+    )
+    lines = b64decode(run(code).stdout.data_b64).decode().splitlines()
+    assert not [line for line in lines if line.startswith("WROTE")]
+    assert lines[-1] == "/tmp ['scratch']"
+
+
+def test_concurrent_sandboxes_have_distinct_host_uids(host: HostSetup) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("only root can give each sandbox its own uid")
+    sandboxes = [Sandbox(host, writable_box=False) for _ in range(3)]
+    try:
+        uids = {_host_uid(sandbox.child_pid) for sandbox in sandboxes}
+    finally:
+        for sandbox in sandboxes:
+            sandbox.close()
+    assert len(uids) == 3
+    assert all(host.uids.base <= uid < host.uids.base + host.uids.count for uid in uids)
+
+
+def _host_uid(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text(encoding="ascii")
+    line = next(line for line in status.splitlines() if line.startswith("Uid:"))
+    return int(line.split()[1])
+
+
+def test_a_sandbox_killed_while_waiting_is_never_run(host: HostSetup) -> None:
+    sandbox = Sandbox(host, writable_box=False)
+    try:
+        os.kill(sandbox.child_pid, 9)
+        deadline_s = time.monotonic() + 10
+        while sandbox.alive() and time.monotonic() < deadline_s:
+            time.sleep(0.01)
+        assert not sandbox.alive()
+        with pytest.raises(BackendUnavailableError, match="ended before"):
+            sandbox.run(Launch(("true",)), LIMITS)
+    finally:
+        sandbox.close()
+
+
+def test_a_sandbox_that_cannot_start_says_why(host: HostSetup) -> None:
+    broken = replace(host, bwrap_path="/nonexistent/bwrap")
+    with pytest.raises(BackendUnavailableError, match="did not start"):
+        Sandbox(broken, writable_box=False)

@@ -23,7 +23,11 @@ from functions.settings import Settings
 # What a compile step may leave behind for the runs (a Go or Rust binary is a few MB).
 ARTIFACT_LIMITS = ArtifactLimits(max_files=1000, max_total_bytes=256 * 1024 * 1024)
 VERSION_PROBE_LIMITS = PhaseLimits(
-    timeout_s=10.0, memory_limit_mb=1024, max_processes=64, file_size_bytes=1024 * 1024, output_limit_bytes=4096
+    timeout_s=10.0,
+    memory_limit_mb=1024,
+    max_processes=64,
+    file_size_bytes=1024 * 1024,
+    output_limit_bytes=4096,
 )
 
 
@@ -71,7 +75,9 @@ def probe_output(host: HostSetup, language: LanguageSpec) -> str:
 def host_setup(settings: Settings) -> HostSetup:
     """Everything the sandboxes need from this host; refuses to start rather than run less isolated."""
     if os.geteuid() == 0 and not settings.local_setpriv_path.exists():
-        raise RuntimeError(f"{settings.local_setpriv_path} (util-linux) is required to drop root before bubblewrap")
+        raise RuntimeError(
+            f"{settings.local_setpriv_path} (util-linux) is required to drop root before bubblewrap"
+        )
     if not settings.local_bwrap_path.exists():
         raise RuntimeError(f"{settings.local_bwrap_path} not found: install bubblewrap (make system-deps)")
     cgroups = detect_cgroups(settings.local_cgroup_root)

@@ -54,7 +54,7 @@ class Box:
             _write_all(fd, data)
         finally:
             os.close(fd)
-        os.chmod(self.path / name, mode)  # the umask may have narrowed it
+        (self.path / name).chmod(mode)  # the umask may have narrowed it
 
     def link_artifacts(self, artifacts: Path) -> None:
         """Hard links to every file of a compile's artifacts (copies when another file system holds them)."""
@@ -74,7 +74,7 @@ class Box:
         """Copy the regular files the compile step left into `destination`, read-only and ours."""
         make_private_dir(destination, 0o755)
         total_bytes = 0
-        names = sorted(name for name in os.listdir(self.path) if name != LAUNCH_FILE)
+        names = sorted(entry.name for entry in self.path.iterdir() if entry.name != LAUNCH_FILE)
         if len(names) > limits.max_files:
             raise ArtifactError(f"the compiler left {len(names)} files; at most {limits.max_files} are kept")
         for name in names:

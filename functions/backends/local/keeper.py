@@ -72,7 +72,9 @@ class TaskRunner:
         self.artifacts_root = artifacts_root
         self.artifact_limits = artifact_limits
 
-    def run(self, task: RunnerTask, *, budget_s: float, cancel: threading.Event | None = None) -> RunnerReport:
+    def run(
+        self, task: RunnerTask, *, budget_s: float, cancel: threading.Event | None = None
+    ) -> RunnerReport:
         started_s = time.monotonic()
         clock = Clock(started_s + task.limits.total_budget_s, started_s + budget_s)
         language_version = self.versions.version(task.language)
@@ -133,7 +135,7 @@ class TaskRunner:
         finally:
             sandbox.close()
 
-    def _run_step(  # noqa: PLR0913 - one step: where, what, under which clock, with what input
+    def _run_step(
         self,
         sandbox: Sandbox,
         task: RunnerTask,
@@ -150,7 +152,9 @@ class TaskRunner:
             max_processes=task.limits.max_processes,
             file_size_bytes=task.limits.max_file_size_bytes,
             output_limit_bytes=task.limits.output_limit_bytes,
-            address_space_bytes=None if step.address_space_mb is None else step.address_space_mb * 1024 * 1024,
+            address_space_bytes=None
+            if step.address_space_mb is None
+            else step.address_space_mb * 1024 * 1024,
         )
         report = sandbox.run(Launch(step.argv, task.env), limits, stdin=stdin, cancel=cancel)
         if cancel is not None and cancel.is_set():

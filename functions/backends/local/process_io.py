@@ -63,7 +63,7 @@ class Pipes:
                 os.close(fd)
 
 
-def pump(  # noqa: PLR0913 - one loop, its inputs and its two hooks
+def pump(
     monitor: subprocess.Popen[bytes],
     pipes: Pipes,
     *,

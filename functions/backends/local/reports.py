@@ -37,7 +37,7 @@ def exit_status(returncode: int) -> tuple[int | None, int | None]:
     return returncode, None
 
 
-def process_report(  # noqa: PLR0913 - the facts of one run, each observed separately
+def process_report(
     *,
     returncode: int,
     stopped: bool,

@@ -11,8 +11,8 @@ twice.
 from __future__ import annotations
 
 import json
-import os
 import math
+import os
 import select
 import subprocess
 import threading
@@ -116,7 +116,9 @@ class Sandbox:
         block_r, self._block_fd = os.pipe()
         info_r, info_w = os.pipe()
         seccomp_r = _filter_pipe(self.host.seccomp_bpf)
-        child_ends = [stdin_r, stdout_w, block_r, info_w, seccomp_r] + ([] if stderr_r is None else [stderr_w])
+        child_ends = [stdin_r, stdout_w, block_r, info_w, seccomp_r] + (
+            [] if stderr_r is None else [stderr_w]
+        )
         self._pipes = Pipes(stdin=stdin_w, stdout=stdout_r, stderr=stderr_r)
         try:
             self._monitor = subprocess.Popen(
@@ -132,7 +134,9 @@ class Sandbox:
             )
         except OSError as exc:
             os.close(info_r)
-            raise BackendUnavailableError(f"cannot start the sandbox ({self.host.bwrap_path}): {exc}") from exc
+            raise BackendUnavailableError(
+                f"cannot start the sandbox ({self.host.bwrap_path}): {exc}"
+            ) from exc
         finally:
             for fd in child_ends:
                 os.close(fd)
@@ -190,10 +194,17 @@ class Sandbox:
         return self._monitor is not None and self._monitor.poll() is None and self._block_fd is not None
 
     def run(
-        self, launch: Launch, limits: PhaseLimits, *, stdin: bytes = b"", cancel: threading.Event | None = None
+        self,
+        launch: Launch,
+        limits: PhaseLimits,
+        *,
+        stdin: bytes = b"",
+        cancel: threading.Event | None = None,
     ) -> ProcessReport:
         """Run `launch` once under `limits`; the report's every figure is the kernel's or our clock's."""
-        assert self._cgroup is not None and self._monitor is not None and self._pipes is not None  # noqa: S101
+        assert self._cgroup is not None  # noqa: S101 - set by the constructor
+        assert self._monitor is not None  # noqa: S101
+        assert self._pipes is not None  # noqa: S101
         if not self.alive():
             raise BackendUnavailableError("the sandbox ended before its task arrived")
         script = launch_script(launch.argv, launch.env, _shell_limits(limits))

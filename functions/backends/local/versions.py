@@ -6,11 +6,11 @@ inode, size, modification time): an upgraded toolchain is a new binary, so it is
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 from functions.core.languages import LanguageSpec
 
@@ -25,7 +25,7 @@ def binary_identity(command: str, search_path: str) -> Identity | None:
     if found is None:
         return None
     try:
-        info = os.stat(found)
+        info = Path(found).stat()
     except OSError:
         return None
     return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
