@@ -5,6 +5,8 @@ missing=()
 command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
 # setpriv drops the sandbox to an unprivileged host uid when the service runs as root.
 command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)
+# The sandbox's seccomp filter is compiled by libseccomp (loaded by the pyseccomp binding).
+/sbin/ldconfig -p 2>/dev/null | grep -q 'libseccomp\.so\.2 ' || missing+=(libseccomp2)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "installing ${missing[*]} with apt-get" >&2
