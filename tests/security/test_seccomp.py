@@ -13,28 +13,17 @@ from __future__ import annotations
 
 import errno
 import os
-import shlex
-import shutil
 import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 
 import pytest
-from runner_workdir import expand
 
-from functions.backends.local.bwrap import (
-    ETC_ENTRIES,
-    SANDBOX_RUNNER_DIR,
-    SYSTEM_DIRS,
-    SandboxLayout,
-    build_bwrap_argv,
-    host_entries,
-    sandbox_env,
-)
+from functions.backends.local.sandbox import HostSetup, Launch, PhaseLimits, Sandbox
 from functions.backends.local.seccomp_filter import (
     RULES,
     SeccompProfile,
@@ -43,8 +32,10 @@ from functions.backends.local.seccomp_filter import (
     compile_filter,
     seccomp_fd,
 )
-from functions.core.languages import load_registry
-from functions.settings import Settings
+from functions.core.protocol import b64decode
+from functions.core.verdicts import Verdict
+from tests.sandbox_support import sandbox_host
+from tests.security.conftest import RunProgram
 
 pytestmark = [pytest.mark.sandbox]
 
@@ -92,62 +83,24 @@ RUNTIME_DEFAULT_ALLOWS = frozenset({
 Probe = Callable[[str], dict[str, str]]
 
 
-@dataclass(frozen=True, slots=True)
-class Bwrap:
-    """bubblewrap as the local backend starts it (binds, namespaces, unprivileged host uid), any command."""
-
-    argv_head: tuple[str, ...]
-
-    def run(
-        self, command: list[str], bpf: bytes, timeout_s: float = 120.0
-    ) -> subprocess.CompletedProcess[str]:
-        with seccomp_fd(bpf) as fd:
-            argv = [*self.argv_head, "--seccomp", str(fd), "--", *command]
-            return subprocess.run(
-                argv, capture_output=True, text=True, pass_fds=(fd,), timeout=timeout_s, check=False
-            )
-
-
-def _readable_by_all(*paths: Path) -> None:
-    """bwrap runs as an unprivileged host uid: what it binds must be readable (and runnable) by others."""
-    for path in paths:
-        path.chmod(0o755)
+PROBE_LIMITS = PhaseLimits(
+    timeout_s=60.0, memory_limit_mb=256, max_processes=16, file_size_bytes=1 << 20, output_limit_bytes=1 << 20
+)
 
 
 @pytest.fixture(scope="session")
-def sandbox_files() -> Iterator[Path]:
-    """A directory the sandbox sees read-only at SANDBOX_RUNNER_DIR: the compiled probe, then programs."""
-    directory = Path(tempfile.mkdtemp(prefix="seccomp-probe-"))
-    try:
-        gcc = ["gcc", "-O1", "-Wall", "-Wextra", "-Werror", "-o", str(directory / "probe"), str(PROBE_SOURCE)]
+def probe_binary() -> bytes:
+    with tempfile.TemporaryDirectory(prefix="seccomp-probe-") as directory:
+        binary = Path(directory) / "probe"
+        gcc = ["gcc", "-O1", "-Wall", "-Wextra", "-Werror", "-o", str(binary), str(PROBE_SOURCE)]
         subprocess.run(gcc, check=True, capture_output=True, timeout=120)
-        _readable_by_all(directory, directory / "probe")
-        yield directory
-    finally:
-        shutil.rmtree(directory)
+        return binary.read_bytes()
 
 
 @pytest.fixture(scope="session")
-def bwrap(sandbox_files: Path) -> Bwrap:
-    settings = Settings()
-    if not settings.local_bwrap_path.exists():
-        pytest.skip("bubblewrap is not installed")
-    layout = SandboxLayout(
-        bwrap_path=str(settings.local_bwrap_path),
-        python_path=str(settings.sandbox_python),
-        runner_dir=str(sandbox_files),
-        system_entries=host_entries((*SYSTEM_DIRS, *ETC_ENTRIES)),
-        tmp_size_mb=256,
-        env=sandbox_env(None),
-    )
-    argv = build_bwrap_argv(layout)
-    head = argv[: argv.index("--")]  # everything but the runner command
-    if os.geteuid() == 0:
-        uid, gid = str(settings.local_sandbox_host_uid), str(settings.local_sandbox_host_gid)
-        assert "0" not in (uid, gid), "the sandbox must never be host root underneath"
-        drop = [str(settings.local_setpriv_path), "--reuid", uid, "--regid", gid, "--clear-groups", "--"]
-        head = [*drop, *head]
-    return Bwrap(tuple(head))
+def host() -> Iterator[HostSetup]:
+    with sandbox_host() as host:
+        yield host
 
 
 def _answer(code: str) -> str:
@@ -158,19 +111,26 @@ def _answer(code: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def probe(bwrap: Bwrap) -> Probe:
-    """Answers of every probe call under one filter: `sandbox`, `sandbox-marked`, `runtime_default-marked`."""
+def probe(host: HostSetup, probe_binary: bytes) -> Probe:
+    """Answers of every probe call in a real sandbox under one filter: `sandbox` (what every sandbox gets),
+    `sandbox-marked`, `runtime_default-marked`."""
     filters = {
-        "sandbox": lambda: build_filter_bpf(SANDBOX),
+        "sandbox": lambda: host.seccomp_bpf,
         "sandbox-marked": lambda: compile_filter(SANDBOX, deny_errno=MARKER_ERRNO),
         "runtime_default-marked": lambda: compile_filter(RUNTIME_DEFAULT, deny_errno=MARKER_ERRNO),
     }
 
     @cache
     def answers(variant: str) -> dict[str, str]:
-        result = bwrap.run([f"{SANDBOX_RUNNER_DIR}/probe"], filters[variant]())
-        assert result.returncode == 0, result.stderr
-        lines = (line.rsplit(" ", 1) for line in result.stdout.splitlines())
+        sandbox = Sandbox(replace(host, seccomp_bpf=filters[variant]()), writable_box=False)
+        try:
+            sandbox.box.write_file("probe", probe_binary, mode=0o555)
+            report = sandbox.run(Launch(("/box/probe",)), PROBE_LIMITS)
+        finally:
+            sandbox.close()
+        stdout = b64decode(report.stdout.data_b64).decode()
+        assert report.exit_code == 0, b64decode(report.stderr.data_b64)
+        lines = (line.rsplit(" ", 1) for line in stdout.splitlines())
         return {name: _answer(code) for name, code in lines}
 
     return answers
@@ -292,25 +252,13 @@ PROGRAMS: dict[str, tuple[str, str]] = {
 
 
 @pytest.mark.parametrize("language", PROGRAMS)
-def test_language_compiles_and_runs_under_the_filter(
-    bwrap: Bwrap, sandbox_files: Path, language: str
-) -> None:
+def test_language_compiles_and_runs_under_the_filter(run_program: RunProgram, language: str) -> None:
     # Given a program using threads (and child processes where the language makes it easy)
-    spec = load_registry(Settings().runners_dir).get(language)
     source, expected = PROGRAMS[language]
-    (sandbox_files / language).mkdir(exist_ok=True)
-    (sandbox_files / language / spec.file_name).write_text(source, encoding="utf-8")
-    _readable_by_all(sandbox_files / language, sandbox_files / language / spec.file_name)
-    steps = [f"cp {SANDBOX_RUNNER_DIR}/{language}/{spec.file_name} ."]
-    steps += [
-        shlex.join(expand(argv, file_name=spec.file_name, memory_mb=256))
-        for argv in (spec.compile, spec.run)
-        if argv
-    ]
-    # When the language's own compile and run commands run in a sandbox with the filter
-    result = bwrap.run(["/bin/sh", "-c", " && ".join(steps)], build_filter_bpf(SANDBOX))
-    # Then the program works as it would without it
-    assert (result.returncode, result.stdout) == (0, expected), result.stderr
+    # When the backend compiles and runs it, every step under the filter
+    run = run_program(source, language=language, memory_limit_mb=256, timeout=20)
+    # Then it works as it would without it
+    assert (run.verdict, run.stdout) == (Verdict.ACCEPTED, expected), run.stderr
 
 
 # --- the module itself ---------------------------------------------------------------------------------------

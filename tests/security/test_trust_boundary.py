@@ -110,7 +110,9 @@ public class Main {
 @pytest.mark.parametrize("language", sorted(TAKEOVER))
 def test_a_program_cannot_forge_its_report(run_program: RunProgram, language: str) -> None:
     # Given a program that attacks its supervisor and then prints a wrong answer
-    run = run_program(TAKEOVER[language], language=language, test_cases=[{"stdin": "", "expected_output": "2"}])
+    run = run_program(
+        TAKEOVER[language], language=language, test_cases=[{"stdin": "", "expected_output": "2"}]
+    )
     # Then its own output is judged, wrong, with the service's own version and figures
     assert run.verdict is Verdict.WRONG_ANSWER, (run.stdout, run.stderr)
     assert run.stdout.splitlines()[-1] == "1"

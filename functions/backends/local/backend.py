@@ -12,7 +12,7 @@ from functions.backends.local.cgroups import detect_cgroups
 from functions.backends.local.keeper import TaskRunner
 from functions.backends.local.pool import SlotPool
 from functions.backends.local.sandbox import HostSetup, Launch, PhaseLimits, Sandbox
-from functions.backends.local.seccomp_filter import sandbox_filter
+from functions.backends.local.seccomp_filter import SeccompProfile, build_filter_bpf
 from functions.backends.local.uids import UidPool
 from functions.backends.local.versions import VersionCache
 from functions.core.errors import DeadlineExceededError
@@ -103,7 +103,7 @@ def host_setup(settings: Settings) -> HostSetup:
             lock_dir=data_dir / "uids",
         ),
         boxes=BoxStore(data_dir / "boxes"),
-        seccomp_bpf=sandbox_filter(),
+        seccomp_bpf=build_filter_bpf(SeccompProfile.SANDBOX),  # SeccompUnavailableError: never without it
         overhead_memory_mb=settings.local_sandbox_overhead_mb,
         overhead_pids=settings.local_sandbox_overhead_pids,
     )

@@ -27,6 +27,7 @@ from functions.backends.local.cgroups import CgroupManager
 from functions.backends.local.launch import ShellLimits, launch_script
 from functions.backends.local.process_io import Pipes, pump
 from functions.backends.local.reports import process_report
+from functions.backends.local.seccomp_filter import seccomp_fd
 from functions.backends.local.uids import UidLease, UidPool
 from functions.core.errors import BackendUnavailableError
 from functions.core.output_digest import Capture
@@ -115,28 +116,24 @@ class Sandbox:
         stderr_r, stderr_w = (None, stdout_w) if self.writable_box else os.pipe()
         block_r, self._block_fd = os.pipe()
         info_r, info_w = os.pipe()
-        seccomp_r = _filter_pipe(self.host.seccomp_bpf)
-        child_ends = [stdin_r, stdout_w, block_r, info_w, seccomp_r] + (
-            [] if stderr_r is None else [stderr_w]
-        )
+        child_ends = [stdin_r, stdout_w, block_r, info_w] + ([] if stderr_r is None else [stderr_w])
         self._pipes = Pipes(stdin=stdin_w, stdout=stdout_r, stderr=stderr_r)
         try:
-            self._monitor = subprocess.Popen(
-                self._argv(block_fd=block_r, info_fd=info_w, seccomp_fd=seccomp_r),
-                stdin=stdin_r,
-                stdout=stdout_w,
-                stderr=stderr_w,
-                pass_fds=(block_r, info_w, seccomp_r),
-                # bwrap clears the sandbox's env anyway; the outer process gets nothing of ours either.
-                env={"PATH": "/usr/bin:/bin"},
-                start_new_session=True,
-                cwd="/",
-            )
+            with seccomp_fd(self.host.seccomp_bpf) as filter_fd:
+                self._monitor = subprocess.Popen(
+                    self._argv(block_fd=block_r, info_fd=info_w, seccomp_fd=filter_fd),
+                    stdin=stdin_r,
+                    stdout=stdout_w,
+                    stderr=stderr_w,
+                    pass_fds=(block_r, info_w, filter_fd),
+                    # bwrap clears the sandbox's env anyway; the outer process gets nothing of ours either.
+                    env={"PATH": "/usr/bin:/bin"},
+                    start_new_session=True,
+                    cwd="/",
+                )
         except OSError as exc:
             os.close(info_r)
-            raise BackendUnavailableError(
-                f"cannot start the sandbox ({self.host.bwrap_path}): {exc}"
-            ) from exc
+            raise BackendUnavailableError(f"cannot start the sandbox ({self.host.bwrap_path}): {exc}") from exc
         finally:
             for fd in child_ends:
                 os.close(fd)
@@ -273,13 +270,3 @@ def _shell_limits(limits: PhaseLimits) -> ShellLimits:
         open_files=OPEN_FILES_LIMIT,
         address_space_bytes=limits.address_space_bytes,
     )
-
-
-def _filter_pipe(bpf: bytes) -> int:
-    """A descriptor bwrap reads the seccomp program from (it reads to end of file, once)."""
-    read_fd, write_fd = os.pipe()
-    try:
-        os.write(write_fd, bpf)
-    finally:
-        os.close(write_fd)
-    return read_fd
