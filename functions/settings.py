@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     local_sandbox_uid_base: int = Field(default=60000, gt=0)
     local_sandbox_uid_count: int = Field(default=256, gt=0)
     local_setpriv_path: Path = Path("/usr/bin/setpriv")
+    # Sandboxes started ahead of demand per serving process (each used once); 0 starts every one on demand.
+    local_warm_pool_size: int = Field(default=2, ge=0)
+    local_warm_idle_s: float = Field(default=600.0, gt=0)
+    # Compile outputs kept for repeated sources, least recently used evicted beyond this; 0 turns it off.
+    local_compile_cache_mb: int = Field(default=256, ge=0)
 
     # Kubernetes backend: one Job per run. Auth "auto" = EKS when a cluster name is set, else kubeconfig.
     k8s_auth: Literal["auto", "eks", "kubeconfig", "in_cluster"] = "auto"

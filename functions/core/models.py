@@ -66,6 +66,7 @@ class ExecuteResponse(BaseModel):
     exit_code: int | None
     verdict: Verdict
     compile_output: str = ""
+    compile_cached: bool = False
     signal: str | None = None
     memory_kb: int = 0
     cpu_time: float = 0.0

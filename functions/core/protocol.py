@@ -130,6 +130,7 @@ class RunnerReport(BaseModel):
     version: Literal[2] = PROTOCOL_VERSION
     language_version: str = Field(default="", max_length=MAX_LANGUAGE_VERSION_CHARS)
     compile: ProcessReport | None = None
+    compile_cached: bool = False  # the compile step's output came from a cache: its report is the original's
     cases: list[ProcessReport] = Field(default_factory=list)
     internal_error: str | None = Field(default=None, max_length=MAX_INTERNAL_ERROR_CHARS)
 

@@ -66,6 +66,7 @@ def build_response(
         signal=deciding.signal,
         verdict=verdict,
         compile_output=compile_output,
+        compile_cached=report.compile_cached,
         truncated=deciding.truncated,
         test_results=results if plan.include_test_results else None,
         **common,

@@ -41,15 +41,17 @@ class Run:
 RunProgram = Callable[..., Run]
 
 
-@pytest.fixture(scope="session")
-def settings() -> Settings:
-    return sandbox_settings(local_queue_wait_s=60.0)
+@pytest.fixture(scope="session", params=[2, 0], ids=["warm", "cold"])
+def settings(request: pytest.FixtureRequest) -> Settings:
+    """Every attack runs against sandboxes started ahead of demand, and against ones started on demand."""
+    return sandbox_settings(local_queue_wait_s=60.0, local_warm_pool_size=request.param)
 
 
 @pytest.fixture(scope="session")
 def backend(settings: Settings) -> Iterator[LocalBackend]:
     backend = create_backend(settings)
     yield backend
+    backend.close()
     assert_nothing_left(backend.host, settings)
 
 

@@ -61,6 +61,7 @@ def make_backend() -> Iterator[MakeBackend]:
 
     yield make
     for backend, settings in made:
+        backend.close()
         assert_nothing_left(backend.host, settings)
 
 

@@ -9,12 +9,14 @@ from pathlib import Path
 from functions.backends.local.boxes import ArtifactLimits, BoxStore, make_private_dir
 from functions.backends.local.bwrap import ETC_ENTRIES, MASKED_DIRS, SANDBOX_PATH, SYSTEM_DIRS, host_entries
 from functions.backends.local.cgroups import detect_cgroups
+from functions.backends.local.compile_cache import CompileCache
 from functions.backends.local.keeper import TaskRunner
 from functions.backends.local.pool import SlotPool
 from functions.backends.local.sandbox import HostSetup, Launch, PhaseLimits, Sandbox
 from functions.backends.local.seccomp_filter import SeccompProfile, build_filter_bpf
 from functions.backends.local.uids import UidPool
 from functions.backends.local.versions import VersionCache
+from functions.backends.local.warm_pool import WarmPool
 from functions.core.errors import DeadlineExceededError
 from functions.core.languages import LanguageSpec, load_registry
 from functions.core.protocol import RunnerReport, RunnerTask, b64decode
@@ -31,23 +33,17 @@ VERSION_PROBE_LIMITS = PhaseLimits(
 )
 
 
-class ColdSandboxes:
-    """Sandboxes started when they are needed."""
-
-    def __init__(self, host: HostSetup) -> None:
-        self.host = host
-
-    def acquire(self, *, writable_box: bool) -> Sandbox:
-        return Sandbox(self.host, writable_box=writable_box)
-
-
 class LocalBackend:
     name = "local"
 
-    def __init__(self, *, host: HostSetup, runner: TaskRunner, pool: SlotPool) -> None:
+    def __init__(self, *, host: HostSetup, runner: TaskRunner, pool: SlotPool, warm: WarmPool) -> None:
         self.host = host
         self.runner = runner
         self.pool = pool
+        self.warm = warm
+
+    def close(self) -> None:
+        self.warm.close()
 
     def run(self, task: RunnerTask, *, budget_s: float) -> RunnerReport:
         started_s = time.monotonic()
@@ -112,14 +108,22 @@ def host_setup(settings: Settings) -> HostSetup:
 def create_backend(settings: Settings) -> LocalBackend:
     host = host_setup(settings)
     versions = VersionCache(lambda language: probe_output(host, language), search_path=SANDBOX_PATH)
+    warm = WarmPool(host, size=settings.local_warm_pool_size, idle_s=settings.local_warm_idle_s)
+    compile_cache = None
+    if settings.local_compile_cache_mb > 0:
+        compile_cache = CompileCache(
+            settings.data_dir / "compile-cache", max_bytes=settings.local_compile_cache_mb * 1024 * 1024
+        )
     runner = TaskRunner(
-        ColdSandboxes(host),
+        warm,
         versions,
-        artifacts_root=make_private_dir(settings.data_dir / "artifacts", 0o711),
+        scratch_root=make_private_dir(settings.data_dir / "artifacts", 0o711),
         artifact_limits=ARTIFACT_LIMITS,
+        compile_cache=compile_cache,
     )
     return LocalBackend(
         host=host,
         runner=runner,
         pool=SlotPool(size=settings.local_max_concurrency, queue_wait_s=settings.local_queue_wait_s),
+        warm=warm,
     )

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from functions.backends.local.boxes import ArtifactError, ArtifactLimits
+from functions.backends.local.compile_cache import CompileCache, cache_key
 from functions.backends.local.reports import NOT_RUN
 from functions.backends.local.sandbox import Launch, PhaseLimits, Sandbox
 from functions.backends.local.versions import VersionCache
@@ -58,19 +59,28 @@ class Clock:
         return (caller_s, True) if caller_s < natural_s else (natural_s, False)
 
 
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    report: ProcessReport
+    artifacts: Path | None  # what the run sandboxes get; None when the compile step failed
+    cached: bool = False
+
+
 class TaskRunner:
     def __init__(
         self,
         sandboxes: SandboxSource,
         versions: VersionCache,
         *,
-        artifacts_root: Path,
+        scratch_root: Path,
         artifact_limits: ArtifactLimits,
+        compile_cache: CompileCache | None = None,
     ) -> None:
         self.sandboxes = sandboxes
         self.versions = versions
-        self.artifacts_root = artifacts_root
+        self.scratch_root = scratch_root
         self.artifact_limits = artifact_limits
+        self.compile_cache = compile_cache
 
     def run(
         self, task: RunnerTask, *, budget_s: float, cancel: threading.Event | None = None
@@ -78,28 +88,48 @@ class TaskRunner:
         started_s = time.monotonic()
         clock = Clock(started_s + task.limits.total_budget_s, started_s + budget_s)
         language_version = self.versions.version(task.language)
-        with self._artifacts() as artifacts:
-            compile_report = None
+        with self._scratch() as scratch:
+            compiled = None
             if task.compile is not None:
                 try:
-                    compile_report = self._compile(task, task.compile, clock, artifacts, cancel)
+                    compiled = self._compiled(task, task.compile, clock, scratch, cancel)
                 except ArtifactError as exc:
                     return error_report(f"the compile step's output was refused: {exc}")
-                if not compile_succeeded(compile_report):
-                    return RunnerReport(language_version=language_version, compile=compile_report)
-            cases = [
-                self._case(task, artifacts if task.compile else None, case.stdin_b64, clock, cancel)
-                for case in task.cases
-            ]
-        return RunnerReport(language_version=language_version, compile=compile_report, cases=cases)
+                if compiled.artifacts is None:
+                    return RunnerReport(language_version=language_version, compile=compiled.report)
+            artifacts = None if compiled is None else compiled.artifacts
+            cases = [self._case(task, artifacts, case.stdin_b64, clock, cancel) for case in task.cases]
+        return RunnerReport(
+            language_version=language_version,
+            compile=None if compiled is None else compiled.report,
+            compile_cached=compiled is not None and compiled.cached,
+            cases=cases,
+        )
 
     @contextmanager
-    def _artifacts(self) -> Iterator[Path]:
-        path = self.artifacts_root / uuid.uuid4().hex
+    def _scratch(self) -> Iterator[Path]:
+        path = self.scratch_root / uuid.uuid4().hex
         try:
             yield path
         finally:
             shutil.rmtree(path, ignore_errors=True)
+
+    def _compiled(
+        self, task: RunnerTask, step: StepSpec, clock: Clock, scratch: Path, cancel: threading.Event | None
+    ) -> Compiled:
+        """From the compile cache, or compiled now (and cached when it succeeded)."""
+        key = None
+        if self.compile_cache is not None:
+            key = cache_key(task, self.versions.toolchain(task.language))
+            hit = self.compile_cache.get(key)
+            if hit is not None:
+                return Compiled(hit.report, hit.artifacts, cached=True)
+        report = self._compile(task, step, clock, scratch, cancel)
+        if not compile_succeeded(report):
+            return Compiled(report, None)
+        if self.compile_cache is None or key is None:
+            return Compiled(report, scratch)
+        return Compiled(report, self.compile_cache.put(key, scratch, report))
 
     def _compile(
         self, task: RunnerTask, step: StepSpec, clock: Clock, artifacts: Path, cancel: threading.Event | None

@@ -133,7 +133,9 @@ class Sandbox:
                 )
         except OSError as exc:
             os.close(info_r)
-            raise BackendUnavailableError(f"cannot start the sandbox ({self.host.bwrap_path}): {exc}") from exc
+            raise BackendUnavailableError(
+                f"cannot start the sandbox ({self.host.bwrap_path}): {exc}"
+            ) from exc
         finally:
             for fd in child_ends:
                 os.close(fd)

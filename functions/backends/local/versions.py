@@ -52,6 +52,10 @@ class VersionCache:
     def available(self, language: LanguageSpec) -> bool:
         return self.identity(language) is not None
 
+    def toolchain(self, language: LanguageSpec) -> str:
+        """What identifies the toolchain that would run `language` now: its binary and its version."""
+        return f"{self.identity(language)}:{self.version(language)}"
+
     def version(self, language: LanguageSpec) -> str:
         """The toolchain's version ("" when it is missing or its probe says nothing we recognise)."""
         identity = self.identity(language)

@@ -1,0 +1,114 @@
+"""Content-addressed cache of compile outputs: a repeated C++ or Java source skips its compiler.
+
+The key is everything the output depends on: the language, the toolchain (its binary's identity and
+version), the compile command with its flags, the environment, the source's file name and bytes. An entry
+is the directory of files the compile step left (collected by the backend before any program ran) plus the
+compile step's report (its warnings are shown again). Entries belong to the service and are read-only; run
+sandboxes get hard links to them through a read-only bind, so no program can change what a later run of
+the same source executes. Size is bounded: least recently used entries go first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from functions.backends.local.boxes import make_private_dir
+from functions.core.protocol import ProcessReport, RunnerTask
+
+logger = logging.getLogger(__name__)
+
+REPORT_FILE = "compile-report.json"
+_ENTRY_FILES = "files"
+
+
+@dataclass(frozen=True, slots=True)
+class CachedCompile:
+    artifacts: Path
+    report: ProcessReport
+
+
+def cache_key(task: RunnerTask, toolchain: str) -> str:
+    assert task.compile is not None  # noqa: S101 - only compiled tasks are cached
+    material = {
+        "language": task.language.name,
+        "toolchain": toolchain,
+        "argv": task.compile.argv,
+        "env": sorted(task.env.items()),
+        "file": task.source_file_name,
+        "source": hashlib.sha256(task.source_b64.encode("ascii")).hexdigest(),
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+
+
+class CompileCache:
+    def __init__(self, root: Path, *, max_bytes: int) -> None:
+        self.root = make_private_dir(root, 0o711)
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> CachedCompile | None:
+        entry = self.root / key
+        try:
+            report = ProcessReport.model_validate_json((entry / REPORT_FILE).read_bytes())
+        except (OSError, ValueError):
+            return None
+        _touch(entry)
+        return CachedCompile(artifacts=entry / _ENTRY_FILES, report=report)
+
+    def put(self, key: str, artifacts: Path, report: ProcessReport) -> Path:
+        """Move `artifacts` (a directory on the cache's file system) into the cache; returns where it went.
+
+        Two runs compiling the same source at once both arrive here; the first rename wins and the other
+        keeps its own copy (the caller removes it with its other temporary files).
+        """
+        staging = self.root / f".staging-{uuid.uuid4().hex}"
+        staging.mkdir(mode=0o755)
+        (staging / REPORT_FILE).write_text(report.model_dump_json(), encoding="utf-8")
+        try:
+            artifacts.rename(staging / _ENTRY_FILES)
+            staging.rename(self.root / key)
+        except OSError:
+            with contextlib.suppress(OSError):
+                (staging / _ENTRY_FILES).rename(artifacts)
+            shutil.rmtree(staging, ignore_errors=True)
+            return artifacts
+        _touch(self.root / key)
+        self._evict()
+        return self.root / key / _ENTRY_FILES
+
+    def _evict(self) -> None:
+        with self._lock:
+            entries = [
+                (entry.stat().st_mtime, entry)
+                for entry in self.root.iterdir()
+                if not entry.name.startswith(".")
+            ]
+            sizes = {entry: _size(entry) for _, entry in entries}
+            total = sum(sizes.values())
+            for _, entry in sorted(entries):
+                if total <= self.max_bytes:
+                    return
+                shutil.rmtree(entry, ignore_errors=True)
+                total -= sizes[entry]
+                logger.info("evicted compile cache entry %s", entry.name)
+
+
+def _touch(entry: Path) -> None:
+    """Mark `entry` most recently used (our clock, not the file system's coarser one: uses must not tie)."""
+    now_ns = time.time_ns()
+    with contextlib.suppress(OSError):
+        os.utime(entry, ns=(now_ns, now_ns))
+
+
+def _size(entry: Path) -> int:
+    return sum(path.stat().st_size for path in entry.rglob("*") if path.is_file())

@@ -1,0 +1,129 @@
+"""Sandboxes started ahead of demand: fully set up, waiting for their task, each used exactly once.
+
+A warm sandbox is a cold one started earlier (same namespaces, uid lease, cgroup, filter, empty box), so a
+run finds bubblewrap's start-up already paid. Any warm sandbox serves any language: the program and its
+launcher are written into its box only when the task arrives. A sandbox is destroyed after its one run and
+the pool refills in the background; an empty pool never makes a caller wait (it starts one on demand). A
+sandbox idle for longer than `idle_s` is replaced, and one that died while idle is discarded, never used.
+
+One long-lived thread starts every warm sandbox: bubblewrap's `--die-with-parent` follows the thread that
+started it, so that thread lives as long as the pool.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+
+from functions.backends.local.sandbox import HostSetup, Sandbox
+from functions.core.errors import ExecutionError
+
+logger = logging.getLogger(__name__)
+
+_RETRY_AFTER_FAILURE_S = 1.0
+
+
+class WarmPool:
+    """`acquire` a read-only sandbox (warm when one is ready); writable ones are always started on demand."""
+
+    def __init__(self, host: HostSetup, *, size: int, idle_s: float) -> None:
+        self.host = host
+        self.size = size
+        self.idle_s = idle_s
+        self._ready: collections.deque[tuple[float, Sandbox]] = collections.deque()
+        self._changed = threading.Condition()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        if size > 0:
+            self._thread = threading.Thread(target=self._refill_forever, name="warm-sandboxes", daemon=True)
+            self._thread.start()
+
+    def acquire(self, *, writable_box: bool) -> Sandbox:
+        if not writable_box:
+            warm = self._take()
+            if warm is not None:
+                return warm
+        return Sandbox(self.host, writable_box=writable_box)
+
+    def ready_count(self) -> int:
+        with self._changed:
+            return len(self._ready)
+
+    def wait_until_ready(self, count: int, *, timeout_s: float) -> bool:
+        """For tests and warm-up: block until `count` sandboxes wait (False on timeout)."""
+        with self._changed:
+            return self._changed.wait_for(lambda: len(self._ready) >= count, timeout=timeout_s)
+
+    def _take(self) -> Sandbox | None:
+        with self._changed:
+            while self._ready:
+                _, sandbox = self._ready.popleft()
+                self._changed.notify_all()
+                if sandbox.alive():
+                    return sandbox
+                self._discard(sandbox)
+        return None
+
+    def _refill_forever(self) -> None:
+        while True:
+            with self._changed:
+                self._changed.wait_for(
+                    lambda: self._closed or self._needs_work(), timeout=self._next_expiry_s()
+                )
+                if self._closed:
+                    return
+                expired = self._expired()
+            for sandbox in expired:
+                self._discard(sandbox)
+            if not self._start_one():
+                time.sleep(_RETRY_AFTER_FAILURE_S)
+
+    def _needs_work(self) -> bool:
+        return len(self._ready) < self.size or bool(self._expired(peek=True))
+
+    def _next_expiry_s(self) -> float | None:
+        if not self._ready:
+            return None
+        return max(0.0, self._ready[0][0] + self.idle_s - time.monotonic())
+
+    def _expired(self, *, peek: bool = False) -> list[Sandbox]:
+        now_s = time.monotonic()
+        expired = [sandbox for started_s, sandbox in self._ready if now_s - started_s > self.idle_s]
+        if not peek and expired:
+            self._ready = collections.deque(item for item in self._ready if item[1] not in expired)
+        return expired
+
+    def _start_one(self) -> bool:
+        with self._changed:
+            if len(self._ready) >= self.size:
+                return True
+        try:
+            sandbox = Sandbox(self.host, writable_box=False)
+        except ExecutionError as exc:
+            logger.warning("could not start a warm sandbox: %s", exc.message)
+            return False
+        with self._changed:
+            if self._closed:
+                self._discard(sandbox)
+                return True
+            self._ready.append((time.monotonic(), sandbox))
+            self._changed.notify_all()
+        return True
+
+    @staticmethod
+    def _discard(sandbox: Sandbox) -> None:
+        sandbox.close()
+
+    def close(self) -> None:
+        """Stop refilling and destroy every idle sandbox."""
+        with self._changed:
+            self._closed = True
+            idle = [sandbox for _, sandbox in self._ready]
+            self._ready.clear()
+            self._changed.notify_all()
+        if self._thread is not None:
+            self._thread.join()
+        for sandbox in idle:
+            sandbox.close()
