@@ -56,11 +56,10 @@ class Settings(BaseSettings):
     # bubblewrap's own processes in each sandbox, on top of the task's memory and process limits.
     local_sandbox_overhead_mb: int = Field(default=8, ge=0)
     local_sandbox_overhead_pids: int = Field(default=4, ge=1)
-    # When the service runs as root, every live sandbox runs as its own host uid from this range (via
-    # setpriv), so concurrent runs share no per-user kernel state and none is host root in disguise.
+    # When the service runs as root, every live sandbox runs as its own host uid from this range, so
+    # concurrent runs share no per-user kernel state and none is host root in disguise.
     local_sandbox_uid_base: int = Field(default=60000, gt=0)
     local_sandbox_uid_count: int = Field(default=256, gt=0)
-    local_setpriv_path: Path = Path("/usr/bin/setpriv")
     # Sandboxes started ahead of demand per serving process (each used once); 0 starts every one on demand.
     local_warm_pool_size: int = Field(default=2, ge=0)
     local_warm_idle_s: float = Field(default=600.0, gt=0)

@@ -3,8 +3,6 @@
 set -euo pipefail
 missing=()
 command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
-# setpriv drops the sandbox to an unprivileged host uid when the service runs as root.
-command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)
 # The sandbox's seccomp filter is compiled by libseccomp (loaded by the pyseccomp binding).
 /sbin/ldconfig -p 2>/dev/null | grep -q 'libseccomp\.so\.2 ' || missing+=(libseccomp2)
 [ ${#missing[@]} -eq 0 ] && exit 0

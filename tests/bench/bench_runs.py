@@ -1,144 +1,211 @@
-"""`make bench`: what the sandbox and the service cost on top of the bare toolchain, measured in one run.
+"""`make bench`: what a fresh sandbox per run and the service cost on top of the bare toolchain, in one run.
 
-For each language, hello world is timed four ways (median of N repetitions):
-  bare      the toolchain's own compile + run commands in a temp dir (the baseline)
-  runner    the runner program, unsandboxed (adds task parsing, rlimits, version probe, judging)
-  sandbox   the local backend: bubblewrap + cgroups + runner
-  http      the real Lambda handler with a real API Gateway event, on the local backend
-Ratios against `bare` are what matter: absolute numbers move with the machine. Results go to
-tests/bench/results.json.
+For each language's hello world (its folder's test program), interleaved, N rounds:
+  bare          the toolchain's own compile and run commands in a temp dir (the baseline)
+  sandbox_cold  the local backend with every sandbox started on demand
+  sandbox_warm  the local backend with sandboxes started ahead of demand (the default)
+  http          the whole path: HTTP -> local server -> worker process -> handler -> warm sandboxes
+Compiled languages compile every time (each round's source differs by trailing newlines, so the compile
+cache misses); their cache is measured apart: the same source again (hit) against a new one (miss).
+Throughput: interpreted languages' hello world with 1, 2 and 4 clients, through HTTP and bare.
+Ratios against `bare` are what matter: absolute numbers move with the machine. Writes results.json and
+ratios.png beside this file.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from functions import observability
-from functions.api.handler import lambda_handler
 from functions.core.languages import LanguageSpec, load_registry
 from functions.core.models import ExecuteRequest
-from functions.core.spec import build_task
-from functions.local_server import LocalLambdaContext
-from functions.settings import get_settings
-from functions.wiring import get_service, sync_policy
-from tests.bench.apigw_events import rest_proxy_event
+from functions.core.service import ExecutionService
+from functions.core.steps import expand, source_file_name
+from functions.local_server import LocalApiServer
+from functions.settings import Settings, get_settings
+from functions.wiring import build_service
+from tests.bench.chart import draw
+from tests.bench.timing import Action, interleaved, summary, throughput
 
-RESULTS_PATH = Path(__file__).with_name("results.json")
-# The toolchains the sandbox resolves (PATH of the sandbox): no pyenv shim, no host environment.
-BARE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
-
-
-def _median_s(action: Callable[[], object], repetitions: int) -> float:
-    action()  # warm the page cache and any lazy imports; not counted
-    samples = []
-    for _ in range(repetitions):
-        started = time.perf_counter()
-        action()
-        samples.append(time.perf_counter() - started)
-    return statistics.median(samples)
+HERE = Path(__file__).parent
+RESULTS_PATH = HERE / "results.json"
+CHART_PATH = HERE / "ratios.png"
+# The toolchains the sandbox resolves (its PATH): no pyenv shim, no host environment.
+BARE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/tmp"}
+THROUGHPUT_CLIENTS = (1, 2, 4)
 
 
-def _bare(language: LanguageSpec, source: bytes) -> Callable[[], object]:
-    def run() -> None:
+def variant(source: bytes, round_number: int) -> bytes:
+    """The same program, a different file (trailing newlines are valid everywhere): a compile cache miss."""
+    return source + b"\n" * (round_number + 2)
+
+
+def bare(language: LanguageSpec, source: bytes) -> Action:
+    def run(round_number: int) -> None:
+        code = variant(source, round_number)
+        file_name = source_file_name(language, code)
         with tempfile.TemporaryDirectory() as work_dir:
-            file_name = "Hello.java" if language.name == "java" else language.file_name
-            (Path(work_dir) / file_name).write_bytes(source)
-            fill = {"file": file_name, "name": Path(file_name).stem, "memory_mb": "256"}
+            (Path(work_dir) / file_name).write_bytes(code)
             for argv in (language.compile, language.run):
                 if argv is not None:
-                    subprocess.run(
-                        [part.format(**fill) for part in argv],
-                        cwd=work_dir,
-                        check=True,
-                        capture_output=True,
-                        env=BARE_ENV,
-                    )
+                    words = [word.replace("{dir}", work_dir) for word in argv]
+                    command = expand(tuple(words), file_name=file_name, memory_mb=256)
+                    env = {**BARE_ENV, **language.env}
+                    subprocess.run(command, cwd=work_dir, check=True, capture_output=True, env=env)
 
     return run
 
 
-def _request(language: LanguageSpec, source: bytes) -> ExecuteRequest:
-    return ExecuteRequest(language=language.name, code=source.decode(), encoding="text")
-
-
-def _runner(language: LanguageSpec, source: bytes) -> Callable[[], object]:
-    settings = get_settings()
-    task = build_task(_request(language, source), load_registry(settings.runners_dir), sync_policy(settings))
-    runner = settings.runners_dir / "runner" / "runner.py"
-
-    def run() -> None:
-        subprocess.run(
-            [str(settings.sandbox_python), "-B", str(runner)],
-            input=task.model_dump_json().encode(),
-            check=True,
-            capture_output=True,
-            env={},
+def through_service(service: ExecutionService, language: LanguageSpec, source: bytes) -> Action:
+    def run(round_number: int) -> None:
+        request = ExecuteRequest(
+            language=language.name, code=variant(source, round_number).decode(), encoding="text"
         )
+        response = service.execute(request)
+        assert response.status == "success", response
 
     return run
 
 
-def _sandbox(language: LanguageSpec, source: bytes) -> Callable[[], object]:
-    service = get_service()
+class HttpClients:
+    """One keep-alive connection per thread to the local server."""
 
-    def run() -> None:
-        assert service.execute(_request(language, source)).status == "success"
+    def __init__(self, url: str) -> None:
+        self.host, _, port = url.removeprefix("http://").partition(":")
+        self.port = int(port)
+        self._local = threading.local()
 
-    return run
+    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._local.connection = http.client.HTTPConnection(
+                self.host, self.port, timeout=120
+            )
+        connection.request("POST", "/execute", json.dumps(body), {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        payload: dict[str, Any] = json.loads(response.read())
+        assert response.status == 200, payload
+        assert payload["status"] == "success", payload
+        return payload
+
+    def action(self, language: LanguageSpec, source: bytes, *, vary: bool = True) -> Action:
+        def run(round_number: int) -> None:
+            code = variant(source, round_number) if vary else source
+            self.post({"language": language.name, "code": code.decode(), "encoding": "text"})
+
+        return run
 
 
-def _http(language: LanguageSpec, source: bytes) -> Callable[[], object]:
-    body = {"language": language.name, "code": source.decode(), "encoding": "text"}
+def measure_languages(
+    languages: list[LanguageSpec], services: dict[str, ExecutionService], clients: HttpClients, rounds: int
+) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for language in languages:
+        source = (get_settings().runners_dir / language.name / language.test_program).read_bytes()
+        actions: dict[str, Action] = {
+            "bare": bare(language, source),
+            **{name: through_service(service, language, source) for name, service in services.items()},
+            "http": clients.action(language, source),
+        }
+        samples = interleaved(actions, rounds)
+        medians = {name: summary(values) for name, values in samples.items()}
+        base = medians["bare"]["median_ms"]
+        results[language.name] = {
+            "timings": medians,
+            "ratio_to_bare": {name: round(value["median_ms"] / base, 2) for name, value in medians.items()},
+        }
+        print(f"{language.name:<11}", "  ".join(f"{n} {v['median_ms']:7.1f} ms" for n, v in medians.items()))
+    return results
 
-    def run() -> None:
-        response = lambda_handler(
-            rest_proxy_event("POST", "/execute", body=body), LocalLambdaContext(request_id="bench")
+
+def measure_compile_cache(languages: list[LanguageSpec], clients: HttpClients, rounds: int) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for language in (language for language in languages if language.compiled):
+        source = (get_settings().runners_dir / language.name / language.test_program).read_bytes()
+        samples = interleaved(
+            {"miss": clients.action(language, source), "hit": clients.action(language, source, vary=False)},
+            rounds,
         )
-        assert response["statusCode"] == 200, response
+        results[language.name] = {name: summary(values) for name, values in samples.items()}
+        print(f"{language.name:<11} compile cache", results[language.name])
+    return results
 
-    return run
+
+def measure_throughput(
+    languages: list[LanguageSpec], clients: HttpClients, duration_s: float
+) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for language in (language for language in languages if not language.compiled):
+        source = (get_settings().runners_dir / language.name / language.test_program).read_bytes()
+        rows = {}
+        for count in THROUGHPUT_CLIENTS:
+            bare_rate = throughput(bare(language, source), clients=count, duration_s=duration_s)
+            http_rate = throughput(
+                clients.action(language, source, vary=False), clients=count, duration_s=duration_s
+            )
+            rows[str(count)] = {
+                "bare_per_s": bare_rate,
+                "http_per_s": http_rate,
+                "ratio": round(http_rate / bare_rate, 2),
+            }
+        results[language.name] = rows
+        print(f"{language.name:<11} throughput", rows)
+    return results
+
+
+def serving(settings: Settings) -> tuple[str, Callable[[], None]]:
+    """Start `make run`'s server on a free loopback port: its URL and how to stop it."""
+    server = LocalApiServer.for_settings(("127.0.0.1", 0), settings)
+    server.warm()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+    return server.url, stop
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repetitions", type=int, default=10)
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--throughput-seconds", type=float, default=3.0)
     arguments = parser.parse_args()
-    # As in the local server: nothing collects EMF here, and per-run log lines would bury the table.
     observability.set_metrics_enabled(False)
     observability.quiet_logs()
     settings = get_settings()
-    results: dict[str, Any] = {"repetitions": arguments.repetitions, "languages": {}}
-    for language in load_registry(settings.runners_dir).all():
-        source = (settings.runners_dir / language.name / language.test_program).read_bytes()
-        timings = {
-            name: _median_s(factory(language, source), arguments.repetitions)
-            for name, factory in (
-                ("bare", _bare),
-                ("runner", _runner),
-                ("sandbox", _sandbox),
-                ("http", _http),
-            )
+    languages = load_registry(settings.runners_dir).all()
+    services = {
+        "sandbox_cold": build_service(
+            settings.model_copy(update={"local_warm_pool_size": 0, "local_compile_cache_mb": 0})
+        ),
+        "sandbox_warm": build_service(settings.model_copy(update={"local_compile_cache_mb": 0})),
+    }
+    url, stop = serving(settings)
+    try:
+        clients = HttpClients(url)
+        results = {
+            "rounds": arguments.rounds,
+            "languages": measure_languages(languages, services, clients, arguments.rounds),
+            "compile_cache": measure_compile_cache(languages, clients, arguments.rounds),
+            "throughput": measure_throughput(languages, clients, arguments.throughput_seconds),
         }
-        ratios = {name: round(value / timings["bare"], 2) for name, value in timings.items()}
-        results["languages"][language.name] = {
-            "median_s": {name: round(value, 4) for name, value in timings.items()},
-            "ratio_to_bare": ratios,
-        }
-        print(
-            f"{language.name:<11}",
-            "  ".join(f"{n}={v * 1000:7.1f} ms (x{ratios[n]})" for n, v in timings.items()),
-        )
+    finally:
+        stop()
     RESULTS_PATH.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {RESULTS_PATH}")
+    draw(results, CHART_PATH)
+    print(f"wrote {RESULTS_PATH} and {CHART_PATH}")
     return 0
 
 

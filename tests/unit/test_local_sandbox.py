@@ -186,7 +186,12 @@ def test_a_sandbox_killed_while_waiting_is_never_run(host: HostSetup) -> None:
         sandbox.close()
 
 
-def test_a_sandbox_that_cannot_start_says_why(host: HostSetup) -> None:
-    broken = replace(host, bwrap_path="/nonexistent/bwrap")
-    with pytest.raises(BackendUnavailableError, match="did not start"):
+@pytest.mark.parametrize(
+    ("bwrap_path", "message"),
+    [("/nonexistent/bwrap", "cannot start the sandbox"), ("/bin/false", "did not start")],
+    ids=["missing", "exits-at-once"],
+)
+def test_a_sandbox_that_cannot_start_says_why(host: HostSetup, bwrap_path: str, message: str) -> None:
+    broken = replace(host, bwrap_path=bwrap_path)
+    with pytest.raises(BackendUnavailableError, match=message):
         Sandbox(broken, writable_box=False)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -70,10 +69,6 @@ def probe_output(host: HostSetup, language: LanguageSpec) -> str:
 
 def host_setup(settings: Settings) -> HostSetup:
     """Everything the sandboxes need from this host; refuses to start rather than run less isolated."""
-    if os.geteuid() == 0 and not settings.local_setpriv_path.exists():
-        raise RuntimeError(
-            f"{settings.local_setpriv_path} (util-linux) is required to drop root before bubblewrap"
-        )
     if not settings.local_bwrap_path.exists():
         raise RuntimeError(f"{settings.local_bwrap_path} not found: install bubblewrap (make system-deps)")
     cgroups = detect_cgroups(settings.local_cgroup_root)
@@ -87,7 +82,6 @@ def host_setup(settings: Settings) -> HostSetup:
     language_paths = [path for language in languages for path in language.sandbox_paths]
     return HostSetup(
         bwrap_path=str(settings.local_bwrap_path),
-        setpriv_path=str(settings.local_setpriv_path),
         system_entries=host_entries(SYSTEM_DIRS),
         masked_dirs=tuple(path for path in MASKED_DIRS if Path(path).is_dir()),
         extra_entries=host_entries((*ETC_ENTRIES, *language_paths)),

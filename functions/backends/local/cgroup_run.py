@@ -66,6 +66,11 @@ class RunCgroup:
     def _memory_dir(self) -> Path:
         return self.dirs[0]
 
+    def adopt(self, pid: int) -> None:
+        """Move process `pid` (its threads too) into every hierarchy of this cgroup."""
+        for procs in self.procs_files:
+            write_value(procs, str(pid))
+
     def set_limits(self, *, memory_limit_mb: int, max_pids: int) -> None:
         """Memory (no swap) and process limits; may be changed while the sandbox waits for its task."""
         memory_bytes = str(memory_limit_mb * 1024 * 1024)

@@ -39,6 +39,9 @@ class SandboxSource(Protocol):
 
     def acquire(self, *, writable_box: bool) -> Sandbox: ...
 
+    def release(self, sandbox: Sandbox) -> None:
+        """After its one run: kill what is left of it now, tear it down when convenient."""
+
 
 class ExecutionCancelledError(Exception):
     """The caller cancelled the run; whatever was running has been killed."""
@@ -142,7 +145,7 @@ class TaskRunner:
                 sandbox.box.collect(artifacts, self.artifact_limits)
             return report
         finally:
-            sandbox.close()
+            self.sandboxes.release(sandbox)
 
     def _case(
         self,
@@ -163,7 +166,7 @@ class TaskRunner:
                 sandbox.box.link_artifacts(artifacts)
             return self._run_step(sandbox, task, task.run, clock, cancel, stdin=b64decode(stdin_b64))
         finally:
-            sandbox.close()
+            self.sandboxes.release(sandbox)
 
     def _run_step(
         self,

@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from functions.backends.local.boxes import LAUNCH_FILE, Box, BoxStore
 from functions.backends.local.bwrap import HostEntry, SandboxLayout, build_bwrap_argv, sandbox_env
@@ -33,10 +34,6 @@ from functions.core.errors import BackendUnavailableError
 from functions.core.output_digest import Capture
 from functions.core.protocol import ProcessReport
 
-# Joins the sandbox's cgroup(s) before bwrap starts, so every process of it is accounted from birth. It runs
-# with the service's identity (allowed to move itself), then execs setpriv/bwrap.
-# Arguments: procs files, then "--", then the command. Exit 125 = could not join (never runs bwrap).
-_JOIN_CGROUP_SCRIPT = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"'
 _STARTUP_MEMORY_MB = 64  # while bwrap sets the sandbox up, before the task's own limit applies
 OPEN_FILES_LIMIT = 256
 
@@ -46,7 +43,6 @@ class HostSetup:
     """What every sandbox of this process shares, resolved once at start-up."""
 
     bwrap_path: str
-    setpriv_path: str
     system_entries: tuple[HostEntry, ...]
     masked_dirs: tuple[str, ...]
     extra_entries: tuple[HostEntry, ...]
@@ -130,6 +126,7 @@ class Sandbox:
                     env={"PATH": "/usr/bin:/bin"},
                     start_new_session=True,
                     cwd="/",
+                    **self._identity(),
                 )
         except OSError as exc:
             os.close(info_r)
@@ -140,6 +137,18 @@ class Sandbox:
             for fd in child_ends:
                 os.close(fd)
         self.child_pid = self._read_child_pid(info_r)
+        self._adopt()
+
+    def _adopt(self) -> None:
+        """Move bwrap's two processes into the cgroup while the sandbox waits: the namespace's init and the
+        program are forked from the waiting child only once unblocked, so they are born inside it."""
+        assert self._cgroup is not None  # noqa: S101 - created before the spawn
+        assert self._monitor is not None  # noqa: S101
+        try:
+            self._cgroup.adopt(self._monitor.pid)
+            self._cgroup.adopt(self.child_pid)
+        except OSError as exc:
+            raise BackendUnavailableError(f"cannot move the sandbox into its cgroup: {exc}") from exc
 
     def _argv(self, *, block_fd: int, info_fd: int, seccomp_fd: int) -> list[str]:
         assert self._cgroup is not None  # noqa: S101 - created just before
@@ -154,17 +163,14 @@ class Sandbox:
             tmp_size_mb=self.host.tmp_size_mb,
             env=sandbox_env(),
         )
-        bwrap = build_bwrap_argv(layout, block_fd=block_fd, info_fd=info_fd, seccomp_fd=seccomp_fd)
-        procs = [str(path) for path in self._cgroup.procs_files]
-        return ["/bin/sh", "-c", _JOIN_CGROUP_SCRIPT, "join-cgroup", *procs, "--", *self._drop_root(), *bwrap]
+        return build_bwrap_argv(layout, block_fd=block_fd, info_fd=info_fd, seccomp_fd=seccomp_fd)
 
-    def _drop_root(self) -> list[str]:
-        """As root, bwrap runs as the leased uid: the sandbox's user must never be host root underneath,
-        or root-owned files like /proc/sys/* pass the permission check."""
+    def _identity(self) -> dict[str, Any]:
+        """As root, bwrap runs as the leased uid with no groups: the sandbox's user must never be host root
+        underneath, or root-owned files like /proc/sys/* pass the permission check."""
         if os.geteuid() != 0 or self._lease is None:
-            return []
-        uid, gid = str(self._lease.uid), str(self._lease.gid)
-        return [self.host.setpriv_path, "--reuid", uid, "--regid", gid, "--clear-groups", "--"]
+            return {}
+        return {"user": self._lease.uid, "group": self._lease.gid, "extra_groups": []}
 
     def _read_child_pid(self, info_fd: int) -> int:
         """bwrap reports its sandboxed child's host pid once the namespaces exist (or dies trying)."""
@@ -244,6 +250,11 @@ class Sandbox:
         os.write(self._block_fd, b"x")
         os.close(self._block_fd)
         self._block_fd = None
+
+    def kill(self) -> None:
+        """Kill whatever of the sandbox still runs (cheap when its run already ended)."""
+        if self._cgroup is not None and self._monitor is not None and self._monitor.poll() is None:
+            self._cgroup.kill_all()
 
     def close(self) -> None:
         """Kill whatever is left, then remove the cgroup, the box and the uid lease. Idempotent."""

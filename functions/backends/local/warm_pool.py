@@ -6,8 +6,9 @@ launcher are written into its box only when the task arrives. A sandbox is destr
 the pool refills in the background; an empty pool never makes a caller wait (it starts one on demand). A
 sandbox idle for longer than `idle_s` is replaced, and one that died while idle is discarded, never used.
 
-One long-lived thread starts every warm sandbox: bubblewrap's `--die-with-parent` follows the thread that
-started it, so that thread lives as long as the pool.
+One long-lived thread starts every warm sandbox (bubblewrap's `--die-with-parent` follows the thread that
+started it, so that thread lives as long as the pool) and tears down every released one, so removing a
+finished sandbox's cgroup, box and uid lease is never on a response's path.
 """
 
 from __future__ import annotations
@@ -33,12 +34,11 @@ class WarmPool:
         self.size = size
         self.idle_s = idle_s
         self._ready: collections.deque[tuple[float, Sandbox]] = collections.deque()
+        self._released: list[Sandbox] = []
         self._changed = threading.Condition()
         self._closed = False
-        self._thread: threading.Thread | None = None
-        if size > 0:
-            self._thread = threading.Thread(target=self._refill_forever, name="warm-sandboxes", daemon=True)
-            self._thread.start()
+        self._thread = threading.Thread(target=self._work_forever, name="warm-sandboxes", daemon=True)
+        self._thread.start()
 
     def acquire(self, *, writable_box: bool) -> Sandbox:
         if not writable_box:
@@ -46,6 +46,16 @@ class WarmPool:
             if warm is not None:
                 return warm
         return Sandbox(self.host, writable_box=writable_box)
+
+    def release(self, sandbox: Sandbox) -> None:
+        """Done with `sandbox`: nothing of it may run on (killed now), the rest is removed in the background."""
+        sandbox.kill()
+        with self._changed:
+            if not self._closed:
+                self._released.append(sandbox)
+                self._changed.notify_all()
+                return
+        sandbox.close()
 
     def ready_count(self) -> int:
         with self._changed:
@@ -66,22 +76,21 @@ class WarmPool:
                 self._discard(sandbox)
         return None
 
-    def _refill_forever(self) -> None:
+    def _work_forever(self) -> None:
         while True:
             with self._changed:
-                self._changed.wait_for(
-                    lambda: self._closed or self._needs_work(), timeout=self._next_expiry_s()
-                )
+                self._changed.wait_for(lambda: self._closed or self._needs_work(), timeout=self._next_expiry_s())
                 if self._closed:
                     return
+                finished, self._released = self._released, []
                 expired = self._expired()
-            for sandbox in expired:
+            for sandbox in (*finished, *expired):
                 self._discard(sandbox)
             if not self._start_one():
                 time.sleep(_RETRY_AFTER_FAILURE_S)
 
     def _needs_work(self) -> bool:
-        return len(self._ready) < self.size or bool(self._expired(peek=True))
+        return bool(self._released) or len(self._ready) < self.size or bool(self._expired(peek=True))
 
     def _next_expiry_s(self) -> float | None:
         if not self._ready:
@@ -117,13 +126,13 @@ class WarmPool:
         sandbox.close()
 
     def close(self) -> None:
-        """Stop refilling and destroy every idle sandbox."""
+        """Stop refilling and destroy every idle and every released sandbox."""
         with self._changed:
             self._closed = True
-            idle = [sandbox for _, sandbox in self._ready]
+            idle = [sandbox for _, sandbox in self._ready] + self._released
             self._ready.clear()
+            self._released = []
             self._changed.notify_all()
-        if self._thread is not None:
-            self._thread.join()
+        self._thread.join()
         for sandbox in idle:
             sandbox.close()
