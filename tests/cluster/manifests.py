@@ -105,15 +105,15 @@ def apply_overlay(
         namespace=namespaces[0],
     )
     if any(doc["kind"] == "ValidatingAdmissionPolicyBinding" for doc in documents):
-        wait_admission_policy_in_force(api_client, namespaces[0])
+        wait_admission_policy(api_client, namespaces[0], in_force=True)
     return namespaces[0]
 
 
-def wait_admission_policy_in_force(api_client: client.ApiClient, namespace: str) -> None:
-    """Until the namespace's admission policy refuses a Job from a foreign registry (a server-side dry run).
+def wait_admission_policy(api_client: client.ApiClient, namespace: str, *, in_force: bool) -> None:
+    """Until the namespace's admission policy refuses (or, removed, admits) a Job from a foreign registry.
 
-    The apiserver loads a new policy, binding and parameters through informers and signals nothing when they
-    take effect, so this asks it the one way that shows: a probe it must refuse. Polled, briefly.
+    The apiserver loads policies, bindings and parameters through informers and signals nothing when a change
+    takes effect, so this asks it the one way that shows: a server-side dry run of a probe. Polled, briefly.
     """
     probe = client.V1Job.from_dict(
         {
@@ -136,11 +136,15 @@ def wait_admission_policy_in_force(api_client: client.ApiClient, namespace: str)
     while time.monotonic() < deadline_s:
         try:
             batch.create_namespaced_job(namespace, probe, dry_run="All")
+            refused = False
         except client.ApiException as exc:
-            if "ValidatingAdmissionPolicy" in str(exc.body):
-                return
-            raise
+            if "ValidatingAdmissionPolicy" not in str(exc.body):
+                raise
+            refused = True
+        if refused == in_force:
+            return
         threading.Event().wait(ADMISSION_PROBE_INTERVAL_S)
+    state = "in force" if in_force else "gone"
     raise TimeoutError(
-        f"the admission policy of {namespace} did not take effect within {NAMESPACE_READY_TIMEOUT_S} s"
+        f"the admission policy of {namespace} was not {state} within {NAMESPACE_READY_TIMEOUT_S} s"
     )
