@@ -18,6 +18,7 @@ from cdk.execute_function import ExecuteFunction
 from cdk.monitoring import Monitoring
 from cdk.rest_api import RestApi
 from cdk.runner_images import RunnerImages
+from functions.aws.deployed_settings import EXECUTE_FUNCTION_OUTPUT
 
 
 class CodeExecStack(cdk.Stack):
@@ -56,5 +57,7 @@ class CodeExecStack(cdk.Stack):
             )
         cdk.CfnOutput(self, "RunnerNamespace", value=settings.namespace)
         cdk.CfnOutput(self, "ExecuteRoleArn", value=self.execute.role.role_arn)
+        # `make preflight` reads the service's settings from this function's environment.
+        cdk.CfnOutput(self, EXECUTE_FUNCTION_OUTPUT, value=self.execute.function.function_name)
         for language, uri in sorted(self.images.image_uris.items()):
             cdk.CfnOutput(self, f"RunnerImage{language.capitalize()}", value=uri)

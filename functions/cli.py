@@ -98,6 +98,11 @@ def _add_preflight_parser(commands: argparse._SubParsersAction[argparse.Argument
         default=90.0,
         help="seconds each canary Job may take, image pull included",
     )
+    preflight_cmd.add_argument(
+        "--stack",
+        help="check for the service as this deployed stack configured it (its Lambda's EXEC_* variables; "
+        "EXEC_* variables set here take precedence)",
+    )
     preflight_cmd.add_argument("--as-user", default="code-exec-preflight", help="user name to impersonate")
     preflight_cmd.add_argument(
         "--as-group", default=CONTROLLER_GROUP, help="the service's Kubernetes group (EKS access entry)"
@@ -150,10 +155,20 @@ def list_languages() -> int:
 
 def preflight(options: argparse.Namespace) -> int:
     # Imported here: the other commands never need the Kubernetes client.
+    from functions.aws.deployed_settings import (  # noqa: PLC0415
+        DeployedStackError,
+        deployed_environment,
+        settings_with,
+    )
     from functions.backends.kubernetes.preflight.cli import Options, main  # noqa: PLC0415
 
     observability.quiet_logs()
-    return main(Options.from_arguments(options), get_settings())
+    try:
+        settings = settings_with(deployed_environment(options.stack)) if options.stack else get_settings()
+    except (DeployedStackError, ValidationError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return USAGE_ERROR_EXIT
+    return main(Options.from_arguments(options), settings)
 
 
 def run_file(options: argparse.Namespace) -> int:
