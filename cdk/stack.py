@@ -42,7 +42,12 @@ class CodeExecStack(cdk.Stack):
         self.eks_access.grant("ExecuteAccessEntry", self.execute.role)
         self.api = RestApi(self, "Api", settings=settings, handler=self.execute.function)
         self.monitoring = Monitoring(
-            self, "Monitoring", settings=settings, function=self.execute.function, api=self.api.api
+            self,
+            "Monitoring",
+            settings=settings,
+            function=self.execute.function,
+            api=self.api.api,
+            languages=[language.name for language in self.images.languages],
         )
         self._outputs(settings)
 
@@ -56,6 +61,18 @@ class CodeExecStack(cdk.Stack):
                 description="aws apigateway get-api-key --include-value --api-key <id> prints the key",
             )
         cdk.CfnOutput(self, "RunnerNamespace", value=settings.namespace)
+        cdk.CfnOutput(
+            self,
+            "RunnerImagePrefix",
+            value=self.images.image_prefix,
+            description="imagePrefix of the ConfigMap runner-admission in k8s/overlays/<environment>",
+        )
+        cdk.CfnOutput(
+            self,
+            "AlarmTopicArn",
+            value=self.monitoring.topic.topic_arn,
+            description="aws sns subscribe --topic-arn <arn> --protocol email --notification-endpoint <you>",
+        )
         cdk.CfnOutput(self, "ExecuteRoleArn", value=self.execute.role.role_arn)
         # `make preflight` reads the service's settings from this function's environment.
         cdk.CfnOutput(self, EXECUTE_FUNCTION_OUTPUT, value=self.execute.function.function_name)
