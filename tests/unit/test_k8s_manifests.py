@@ -156,7 +156,7 @@ def test_admission_policy_is_named_after_and_bound_to_its_namespace_only(
     assert policy["metadata"]["name"].startswith(f"{namespace}.")
     assert binding["metadata"]["name"] == binding["spec"]["policyName"] == policy["metadata"]["name"]
     assert binding["spec"]["matchResources"]["namespaceSelector"] == {
-        "matchLabels": {"kubernetes.io/metadata.name": namespace}
+        "matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In", "values": [namespace]}]
     }
     assert binding["spec"]["validationActions"] == ["Deny"]
     assert policy["spec"]["failurePolicy"] == "Fail"
