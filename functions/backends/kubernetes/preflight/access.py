@@ -160,13 +160,14 @@ def admission_check(context: Context) -> CheckResult:
     for language, job in ours.items():
         refusal = _dry_run(context, job)
         if refusal is not None:
-            return failed(
-                name,
-                f"the service's own {language} Job is refused: {refusal}",
+            fix = (
                 "set imagePrefix (and runtimeClassName) of the ConfigMap runner-admission in "
                 "k8s/overlays/<environment> to the stack's RunnerImagePrefix (and runtimeClassName), then "
-                f"{APPLY_OVERLAY}",
+                f"{APPLY_OVERLAY}"
+                if _refused_by_policy(refusal)
+                else "the service may not create Jobs here: see the service RBAC and resource quota checks"
             )
+            return failed(name, f"the service's own {language} Job is refused: {refusal}", fix)
     admitted = [
         what
         for what, change in UNLIKE_OURS
@@ -175,8 +176,8 @@ def admission_check(context: Context) -> CheckResult:
     if admitted:
         return failed(
             name,
-            f"a Job with {' / '.join(admitted)} is admitted into {context.namespace}: nothing but Pod Security "
-            "stands between a stolen service identity and the node",
+            f"a Job with {' / '.join(admitted)} is admitted into {context.namespace}: only Pod Security, on its "
+            "pods, stands between a stolen service identity and the node",
             f"{APPLY_OVERLAY}: k8s/base/admission-policy.yaml (needs Kubernetes >= 1.30)",
         )
     return passed(

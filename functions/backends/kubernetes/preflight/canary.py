@@ -82,14 +82,16 @@ def _why_pending(context: Context, job_name: str) -> str:
 
 def _pod_problem(pod: V1Pod) -> str:
     status = pod.status
-    for condition in (status.conditions if status else None) or []:
+    if status is None:
+        return "pod Pending"
+    for condition in status.conditions or []:
         if condition.type == "PodScheduled" and condition.status != "True":
             return f"not scheduled ({condition.reason}): {condition.message or ''}".strip()
-    for container in (status.container_statuses if status else None) or []:
+    for container in [*(status.init_container_statuses or []), *(status.container_statuses or [])]:
         waiting = container.state.waiting if container.state else None
         if waiting is not None:
             return f"container {container.name} waiting ({waiting.reason}): {waiting.message or ''}".strip()
-    return f"pod {status.phase if status else 'Pending'}"
+    return f"pod {status.phase}"
 
 
 def operations(context: Context) -> JobOperations:
