@@ -62,9 +62,11 @@ test-cluster: setup cluster-build ## The real-control-plane suite alone (tests/c
 test: setup lint cluster-build ## Everything: lint, type checks, layering, every test suite
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-# ---- Deploy (issue 5): Lambda bundle, CDK app, runner images. docs/deploy.md explains the flow. ----------
+# ---- Deploy: Lambda bundle, CDK app, runner images, preflight. docs/deploy.md explains the flow. ----------
 ENV ?= dev
 CDK_ARGS ?=
+# e.g. PREFLIGHT_ARGS="--egress-target 169.254.169.254:80" (python -m functions preflight --help)
+PREFLIGHT_ARGS ?=
 CDK_CLI_VERSION ?= 2.1148.1
 CDK := JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 npx --yes aws-cdk@$(CDK_CLI_VERSION)
 CDK_CONTEXT = -c environment=$(ENV) $(CDK_ARGS)
@@ -93,7 +95,7 @@ synth: build ## Synthesize the CDK app offline into cdk.out (cdk-nag enforced), 
 	@ls -1 cdk.out/*.template.json
 
 .PHONY: bootstrap
-bootstrap: $(STAMP) ## Once per account/region: cdk bootstrap (asset bucket + image repository the deploy uses)
+bootstrap: build ## Once per account/region: cdk bootstrap (asset bucket + image repository the deploy uses)
 	$(CDK) bootstrap $(CDK_CONTEXT)
 
 .PHONY: diff
@@ -101,11 +103,16 @@ diff: build ## Show what `make deploy` would change (ENV=dev|prod, CDK_ARGS="-c 
 	$(CDK) diff $(CDK_CONTEXT)
 
 .PHONY: deploy
-deploy: build ## Deploy the stack: builds and pushes the runner images, Lambda, API, EKS access, monitoring
+deploy: build ## Deploy the stack: runner images, Lambda, API, EKS access, monitoring (PREFLIGHT=1: preflight first)
+	$(if $(PREFLIGHT),$(MAKE) --no-print-directory preflight ENV=$(ENV),)
 	$(CDK) deploy $(CDK_CONTEXT)
 
+.PHONY: preflight
+preflight: $(STAMP) ## Check the cluster isolates runner pods as the deployed stack ENV needs (PREFLIGHT_ARGS=...)
+	$(PY) -m functions preflight --stack CodeExec-$(ENV) $(PREFLIGHT_ARGS)
+
 .PHONY: destroy
-destroy: $(STAMP) ## Delete the stack (prod keeps its ECR repositories and logs)
+destroy: build ## Delete the stack (prod keeps its ECR repositories and logs)
 	$(CDK) destroy $(CDK_CONTEXT)
 
 .PHONY: create-ecr-repos

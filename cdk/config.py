@@ -9,8 +9,18 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
+
+from functions.settings import TAINT_PATTERN
 
 # API Gateway REST gives up on an integration after 29 s (the default ceiling, FACTS "AWS").
 API_INTEGRATION_TIMEOUT_S = 29
@@ -46,7 +56,22 @@ def _split_list(value: Any) -> Any:
     return value
 
 
+def _split_map(value: Any) -> Any:
+    """`-c runnerNodeSelector=a=b,c=d` arrives as a string; cdk.json gives a real object; '{...}' JSON too."""
+    if isinstance(value, str):
+        stripped = value.strip()
+        if stripped.startswith("{"):
+            return json.loads(stripped)
+        pairs = [item.strip().partition("=") for item in stripped.split(",") if item.strip()]
+        return {key.strip(): item.strip() for key, _, item in pairs}
+    return value
+
+
 StrList = Annotated[tuple[str, ...], BeforeValidator(_split_list)]
+LabelMap = Annotated[dict[str, str], BeforeValidator(_split_map)]
+Taint = Annotated[str, StringConstraints(pattern=TAINT_PATTERN)]
+# A Kubernetes object name (DNS subdomain), e.g. a RuntimeClass.
+ObjectName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")]
 
 
 class DeploySettings(BaseModel):
@@ -82,6 +107,19 @@ class DeploySettings(BaseModel):
     security_group_ids: StrList = ()
     alarm_email: str | None = None
     lambda_bundle_dir: str = "build/lambda"
+    # Jobs the runner namespace admits at once (count/jobs.batch in k8s/base/resourcequota.yaml). Each
+    # request holds at most one Job, so the Lambda's reserved concurrency is this: a burst is throttled at
+    # the front door instead of filling the namespace (it must fit the account's Lambda concurrency quota).
+    job_quota: int = Field(default=50, gt=0, le=1000)
+    # Dedicated nodes for untrusted code: pods use this RuntimeClass (e.g. gvisor), select nodes with these
+    # labels ("key=value,...") and tolerate these taints ("key=value:NoSchedule,..."). Every pod also selects
+    # the architecture of imagePlatform.
+    runtime_class_name: ObjectName | None = None
+    runner_node_selector: LabelMap = Field(default_factory=dict)
+    runner_tolerations: Annotated[tuple[Taint, ...], BeforeValidator(_split_list)] = ()
+    # A regional WAF web ACL on the API stage with a rate-based rule: at most this many requests per client
+    # IP in any 5 minutes (answered 429 beyond it). None: no WAF (stage throttling and the usage plan only).
+    waf_rate_limit_per_5_min: int | None = Field(default=None, ge=10, le=2_000_000_000)
 
     @field_validator("log_retention_days")
     @classmethod
@@ -99,6 +137,11 @@ class DeploySettings(BaseModel):
         if "*" in self.cors_origins and self.auth_mode == "iam":
             raise ValueError("corsOrigins '*' is not allowed with IAM auth; list the origins")
         return self
+
+    @property
+    def node_selector(self) -> dict[str, str]:
+        """The runner pods' node selector: the dedicated nodes' labels and the images' architecture."""
+        return {**self.runner_node_selector, "kubernetes.io/arch": self.image_platform.removeprefix("linux/")}
 
     @property
     def namespace(self) -> str:

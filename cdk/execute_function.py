@@ -61,6 +61,8 @@ class ExecuteFunction(Construct):
             code=lambda_.Code.from_asset(settings.lambda_bundle_dir),
             memory_size=settings.lambda_memory_mb,
             timeout=cdk.Duration.seconds(LAMBDA_TIMEOUT_S),
+            # One Job per request at most: never more requests at once than the namespace admits Jobs.
+            reserved_concurrent_executions=settings.job_quota,
             tracing=lambda_.Tracing.ACTIVE,
             log_group=self.log_group,
             role=self.role,
@@ -78,7 +80,12 @@ class ExecuteFunction(Construct):
             self.role,
             "AwsSolutions-IAM5[Resource::*]",
             "X-Ray tracing: xray:PutTraceSegments and xray:PutTelemetryRecords have no resource-level "
-            "permissions, so the statement CDK adds for active tracing must name '*'.",
+            "permissions, so the statement CDK adds for active tracing must name '*'"
+            + (
+                "; nor do ec2:DescribeNetworkInterfaces and ec2:DescribeSubnets, which Lambda needs in a VPC."
+                if settings.subnet_ids
+                else "."
+            ),
         )
 
     @staticmethod
@@ -100,6 +107,15 @@ class ExecuteFunction(Construct):
             "EXEC_EKS_CLUSTER_NAME": settings.cluster_name,
             "EXEC_K8S_NAMESPACE": settings.namespace,
             "EXEC_SYNC_BUDGET_S": str(SYNC_BUDGET_S),
+            "EXEC_K8S_JOB_QUOTA": str(settings.job_quota),
+            # Runner pods only on the dedicated nodes, of the images' architecture, in the RuntimeClass.
+            "EXEC_K8S_NODE_SELECTOR": json.dumps(settings.node_selector, sort_keys=True),
+            "EXEC_K8S_TOLERATIONS": json.dumps(list(settings.runner_tolerations)),
+            **(
+                {"EXEC_K8S_RUNTIME_CLASS_NAME": settings.runtime_class_name}
+                if settings.runtime_class_name
+                else {}
+            ),
             # The handler adds Access-Control-Allow-Origin to real responses for these origins.
             "EXEC_CORS_ORIGINS": json.dumps(list(settings.cors_origins)),
             # language name -> image reference; the repository URIs are tokens, so let CloudFormation
@@ -114,15 +130,43 @@ class ExecuteFunction(Construct):
         cfn_function.vpc_config = lambda_.CfnFunction.VpcConfigProperty(
             subnet_ids=list(settings.subnet_ids), security_group_ids=list(settings.security_group_ids)
         )
-        vpc_policy = iam.ManagedPolicy.from_aws_managed_policy_name(
-            "service-role/AWSLambdaVPCAccessExecutionRole"
+        interfaces = cdk.Stack.of(self).format_arn(
+            service="ec2", resource="network-interface", resource_name="*"
         )
-        self.role.add_managed_policy(vpc_policy)
+        self.role.add_to_policy(self._network_interface_statement(settings, interfaces))
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"],
+                resources=["*"],
+            )
+        )
         # The ENI permissions must exist before the function is created in the VPC.
         self.function.node.add_dependency(self.role)
         acknowledge(
             self.role,
-            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole]",
-            "A Lambda in a VPC needs the ENI actions of this AWS managed policy; ec2:Describe* calls in it "
-            "have no resource-level form, so a hand-written copy would not be narrower.",
+            f"AwsSolutions-IAM5[Resource::{interfaces}]",
+            "Lambda creates, and later deletes, its network interfaces under ids it picks itself; they are "
+            "confined to the configured subnets and security groups, in this account and region.",
+        )
+
+    def _network_interface_statement(self, settings: DeploySettings, interfaces: str) -> iam.PolicyStatement:
+        """What Lambda does with the role to place the function in the VPC, in the configured subnets only
+        (instead of AWSLambdaVPCAccessExecutionRole, which also grants logs on every group)."""
+        stack = cdk.Stack.of(self)
+
+        def arn(resource: str, name: str) -> str:
+            return stack.format_arn(service="ec2", resource=resource, resource_name=name)
+
+        return iam.PolicyStatement(
+            actions=[
+                "ec2:CreateNetworkInterface",
+                "ec2:DeleteNetworkInterface",
+                "ec2:AssignPrivateIpAddresses",
+                "ec2:UnassignPrivateIpAddresses",
+            ],
+            resources=[
+                interfaces,
+                *(arn("subnet", subnet) for subnet in settings.subnet_ids),
+                *(arn("security-group", group) for group in settings.security_group_ids),
+            ],
         )

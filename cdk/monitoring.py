@@ -1,4 +1,4 @@
-"""Dashboard and alarms: runs by language and verdict, latency, errors, throttles."""
+"""Dashboard and alarms: runs by language and verdict, latency, errors, throttles; an alarm topic."""
 
 from __future__ import annotations
 
@@ -13,15 +13,23 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
-from cdk.config import DeploySettings
+from cdk.config import API_INTEGRATION_TIMEOUT_S, DeploySettings
+from functions.core.verdicts import Verdict
 
 PERIOD = cdk.Duration.minutes(5)
 # Powertools EMF metric emitted once per run with dimensions language + verdict (plus powertools' own
 # `service`); SEARCH matches whatever the exact dimension set is, one line per combination.
 EXECUTIONS_METRIC = "Executions"
 API_5XX_RATE_THRESHOLD = 0.05  # 5% of requests over 5 minutes, twice in a row
+# 4xx include API Gateway's 429s (stage throttle, usage plan, WAF rate rule) and 403s (bad keys): a tenth of
+# all requests for 10 minutes means clients are being turned away, not just sending bad programs.
+API_4XX_RATE_THRESHOLD = 0.10
+# p99 within 4 s of API Gateway's 29 s: the slowest requests are about to become gateway timeouts.
+API_P99_LATENCY_THRESHOLD_MS = (API_INTEGRATION_TIMEOUT_S - 4) * 1000
 LAMBDA_ERRORS_THRESHOLD = 5  # per 5 minutes: errors the handler did not turn into a response
-LAMBDA_THROTTLES_THRESHOLD = 1  # any throttle means account concurrency is exhausted
+LAMBDA_THROTTLES_THRESHOLD = 1  # any throttle means the reserved concurrency (the Job quota) is exhausted
+# internal_error means the sandbox failed, not the program: each one is worth a look.
+INTERNAL_ERROR_THRESHOLD = 1
 
 
 class Monitoring(Construct):
@@ -33,10 +41,15 @@ class Monitoring(Construct):
         settings: DeploySettings,
         function: lambda_.Function,
         api: apigw.RestApi,
+        languages: list[str],
     ) -> None:
         super().__init__(scope, construct_id)
         self.topic = self._alarm_topic(settings)
-        self.alarms = self._alarms(settings, function, api)
+        self.alarms = [
+            *self._alarms(settings, function, api),
+            *self._api_alarms(settings, function, api),
+            self._internal_error_alarm(settings, function, languages),
+        ]
         action = cw_actions.SnsAction(self.topic)
         for alarm in self.alarms:
             alarm.add_alarm_action(action)
@@ -94,6 +107,73 @@ class Monitoring(Construct):
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             ),
         ]
+
+    @staticmethod
+    def _api_alarms(
+        settings: DeploySettings, function: lambda_.Function, api: apigw.RestApi
+    ) -> list[cloudwatch.Alarm]:
+        return [
+            api.metric_latency(statistic="p99", period=PERIOD).create_alarm(
+                function,
+                "ApiLatencyP99",
+                alarm_description=f"{settings.stack_name}: API p99 latency near the {API_INTEGRATION_TIMEOUT_S} s "
+                "integration timeout (cold image pulls, a slow cluster, a full namespace)",
+                threshold=API_P99_LATENCY_THRESHOLD_MS,
+                evaluation_periods=2,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            ),
+            api.metric_client_error(statistic="Average", period=PERIOD).create_alarm(
+                function,
+                "Api4xxRate",
+                alarm_description=f"{settings.stack_name}: more than 10% of API requests answered 4xx "
+                "(429 throttling by stage, usage plan or WAF; 403 keys)",
+                threshold=API_4XX_RATE_THRESHOLD,
+                evaluation_periods=2,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            ),
+        ]
+
+    @staticmethod
+    def _internal_error_alarm(
+        settings: DeploySettings, function: lambda_.Function, languages: list[str]
+    ) -> cloudwatch.Alarm:
+        """The EMF metric `Executions` with verdict internal_error, summed over the languages.
+
+        An alarm cannot use SEARCH, and an EMF metric exists per exact dimension set (language, verdict,
+        service): one metric per language, added up.
+        """
+        per_language = {
+            f"m{index}": cloudwatch.Metric(
+                namespace=settings.metrics_namespace,
+                metric_name=EXECUTIONS_METRIC,
+                dimensions_map={
+                    "service": settings.service_name,
+                    "language": language,
+                    "verdict": Verdict.INTERNAL_ERROR.value,
+                },
+                statistic="Sum",
+                period=PERIOD,
+            )
+            for index, language in enumerate(languages)
+        }
+        total = cloudwatch.MathExpression(
+            expression=" + ".join(f"FILL({name}, 0)" for name in per_language),
+            using_metrics=per_language,
+            label="internal_error verdicts",
+            period=PERIOD,
+        )
+        return total.create_alarm(
+            function,
+            "InternalErrorVerdicts",
+            alarm_description=f"{settings.stack_name}: runs ended with verdict internal_error (the sandbox or "
+            "the cluster failed, not the program)",
+            threshold=INTERNAL_ERROR_THRESHOLD,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
 
     def _dashboard(
         self, settings: DeploySettings, function: lambda_.Function, api: apigw.RestApi

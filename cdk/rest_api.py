@@ -6,6 +6,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
 from cdk.config import API_INTEGRATION_TIMEOUT_S, DeploySettings
@@ -54,6 +55,7 @@ class RestApi(Construct):
         for path, method in ROUTES:
             self.api.root.resource_for_path(path).add_method(method, integration)
         self.api_key = self._usage_plan(settings) if settings.auth_mode == "api_key" else None
+        self.web_acl = self._web_acl(settings) if settings.waf_rate_limit_per_5_min else None
         self._acknowledge(settings)
 
     def _stage_options(self, settings: DeploySettings) -> apigw.StageOptions:
@@ -110,6 +112,47 @@ class RestApi(Construct):
         plan.add_api_stage(stage=self.api.deployment_stage)
         return api_key
 
+    def _web_acl(self, settings: DeploySettings) -> wafv2.CfnWebACL:
+        """A regional WAF ACL on the stage: each client IP gets at most the limit per 5 minutes, then 429s
+        (the stage throttle and usage plan limit the API as a whole; this one limits a single source)."""
+
+        def visibility(name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
+            return wafv2.CfnWebACL.VisibilityConfigProperty(
+                cloud_watch_metrics_enabled=True, metric_name=name, sampled_requests_enabled=True
+            )
+
+        too_many = wafv2.CfnWebACL.CustomResponseProperty(response_code=429)
+        rate_rule = wafv2.CfnWebACL.RuleProperty(
+            name="rate-per-client-ip",
+            priority=0,
+            action=wafv2.CfnWebACL.RuleActionProperty(
+                block=wafv2.CfnWebACL.BlockActionProperty(custom_response=too_many)
+            ),
+            statement=wafv2.CfnWebACL.StatementProperty(
+                rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
+                    limit=settings.waf_rate_limit_per_5_min or 0,
+                    aggregate_key_type="IP",
+                    evaluation_window_sec=300,
+                )
+            ),
+            visibility_config=visibility(f"{settings.stack_name}-rate-per-client-ip"),
+        )
+        acl = wafv2.CfnWebACL(
+            self,
+            "WebAcl",
+            scope="REGIONAL",
+            default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
+            rules=[rate_rule],
+            visibility_config=visibility(f"{settings.stack_name}-web-acl"),
+        )
+        wafv2.CfnWebACLAssociation(
+            self,
+            "WebAclAssociation",
+            resource_arn=self.api.deployment_stage.stage_arn,
+            web_acl_arn=acl.attr_arn,
+        )
+        return acl
+
     def _acknowledge(self, settings: DeploySettings) -> None:
         acknowledge(
             self.api,
@@ -117,12 +160,13 @@ class RestApi(Construct):
             "Requests are validated by the handler (pydantic), which answers the contract's JSON 400 "
             "{error, message}; an API Gateway validator would answer a different error shape.",
         )
-        acknowledge(
-            self.api,
-            "AwsSolutions-APIG3",
-            "No WAF web ACL by default: callers are authenticated (API key + usage plan or IAM) and stage "
-            "throttling bounds the load; an operator can associate a regional WAF ACL with the stage.",
-        )
+        if self.web_acl is None:
+            acknowledge(
+                self.api,
+                "AwsSolutions-APIG3",
+                "No WAF web ACL unless wafRateLimitPer5Min is set: callers are authenticated (API key + usage "
+                "plan or IAM) and stage throttling bounds the load.",
+            )
         if settings.auth_mode == "api_key":
             acknowledge(
                 self.api,

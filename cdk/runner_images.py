@@ -8,6 +8,7 @@ a change to one language does not rebuild the others.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -54,6 +55,15 @@ class RunnerImages(Construct):
             self._reference_pushed_images(settings)
         else:
             self._build_and_copy_images(settings, runners_dir)
+        self.image_prefix = self._image_prefix(settings)
+
+    def _image_prefix(self, settings: DeploySettings) -> str:
+        """What every runner image reference starts with: the admission policy admits only these images."""
+        stack = cdk.Stack.of(self)
+        names = [repository_name(settings, language) for language in self.languages]
+        # Character by character on purpose: ".../code-exec-runner-" admits those repositories, not the path.
+        shared = os.path.commonprefix(names)  # noqa: RUF071
+        return f"{stack.account}.dkr.ecr.{stack.region}.{stack.url_suffix}/{shared}"
 
     def _reference_pushed_images(self, settings: DeploySettings) -> None:
         for language in self.languages:

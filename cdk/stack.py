@@ -18,6 +18,7 @@ from cdk.execute_function import ExecuteFunction
 from cdk.monitoring import Monitoring
 from cdk.rest_api import RestApi
 from cdk.runner_images import RunnerImages
+from functions.aws.deployed_settings import EXECUTE_FUNCTION_OUTPUT
 
 
 class CodeExecStack(cdk.Stack):
@@ -41,7 +42,12 @@ class CodeExecStack(cdk.Stack):
         self.eks_access.grant("ExecuteAccessEntry", self.execute.role)
         self.api = RestApi(self, "Api", settings=settings, handler=self.execute.function)
         self.monitoring = Monitoring(
-            self, "Monitoring", settings=settings, function=self.execute.function, api=self.api.api
+            self,
+            "Monitoring",
+            settings=settings,
+            function=self.execute.function,
+            api=self.api.api,
+            languages=[language.name for language in self.images.languages],
         )
         self._outputs(settings)
 
@@ -55,6 +61,20 @@ class CodeExecStack(cdk.Stack):
                 description="aws apigateway get-api-key --include-value --api-key <id> prints the key",
             )
         cdk.CfnOutput(self, "RunnerNamespace", value=settings.namespace)
+        cdk.CfnOutput(
+            self,
+            "RunnerImagePrefix",
+            value=self.images.image_prefix,
+            description="imagePrefix of the ConfigMap runner-admission in k8s/overlays/<environment>",
+        )
+        cdk.CfnOutput(
+            self,
+            "AlarmTopicArn",
+            value=self.monitoring.topic.topic_arn,
+            description="aws sns subscribe --topic-arn <arn> --protocol email --notification-endpoint <you>",
+        )
         cdk.CfnOutput(self, "ExecuteRoleArn", value=self.execute.role.role_arn)
+        # `make preflight` reads the service's settings from this function's environment.
+        cdk.CfnOutput(self, EXECUTE_FUNCTION_OUTPUT, value=self.execute.function.function_name)
         for language, uri in sorted(self.images.image_uris.items()):
             cdk.CfnOutput(self, f"RunnerImage{language.capitalize()}", value=uri)

@@ -1,4 +1,5 @@
-"""`python -m functions …`: serve the API locally, run a source file from a terminal, list languages."""
+"""`python -m functions …`: serve the API locally, run a source file from a terminal, list languages, and
+check a cluster's prerequisites for the Kubernetes backend (preflight)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from functions import observability, wiring
+from functions.backends.kubernetes.constants import CONTROLLER_GROUP
 from functions.core.errors import ExecutionError
 from functions.core.languages import LanguageRegistry, LanguageSpec
 from functions.core.models import ExecuteRequest, ExecuteResponse
@@ -39,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         return serve(options.host, options.port, access_log=not options.quiet)
     if command == "languages":
         return list_languages()
+    if command == "preflight":
+        return preflight(options)
     return run_file(options)
 
 
@@ -65,7 +69,44 @@ def _parser() -> argparse.ArgumentParser:
     run_cmd.add_argument("--json", action="store_true", help="print the raw /execute response")
 
     commands.add_parser("languages", help="list the supported languages and toolchain versions")
+    _add_preflight_parser(commands)
     return parser
+
+
+def _add_preflight_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    preflight_cmd = commands.add_parser(
+        "preflight",
+        help="check the cluster gives runner pods the isolation they need (EXEC_* settings; exit 1 on a failure)",
+        description="Reads the runner namespace as you (a cluster admin: EXEC_KUBECONFIG / EXEC_EKS_CLUSTER_NAME) "
+        "and acts as the service by impersonating its Kubernetes group.",
+    )
+    preflight_cmd.add_argument(
+        "--egress-target",
+        action="append",
+        default=[],
+        metavar="HOST:PORT",
+        help="also prove a runner pod cannot reach this address (e.g. 169.254.169.254:80, instance metadata)",
+    )
+    preflight_cmd.add_argument(
+        "--no-runs",
+        action="store_true",
+        help="check the configuration only, create no Job (before the first deploy: no runner image yet)",
+    )
+    preflight_cmd.add_argument(
+        "--run-timeout",
+        type=float,
+        default=90.0,
+        help="seconds each canary Job may take, image pull included",
+    )
+    preflight_cmd.add_argument(
+        "--stack",
+        help="check for the service as this deployed stack configured it (its Lambda's EXEC_* variables; "
+        "EXEC_* variables set here take precedence)",
+    )
+    preflight_cmd.add_argument("--as-user", default="code-exec-preflight", help="user name to impersonate")
+    preflight_cmd.add_argument(
+        "--as-group", default=CONTROLLER_GROUP, help="the service's Kubernetes group (EKS access entry)"
+    )
 
 
 def serve(host: str, port: int, *, access_log: bool) -> int:
@@ -110,6 +151,24 @@ def list_languages() -> int:
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
     return 0
+
+
+def preflight(options: argparse.Namespace) -> int:
+    # Imported here: the other commands never need the Kubernetes client.
+    from functions.aws.deployed_settings import (  # noqa: PLC0415
+        DeployedStackError,
+        deployed_environment,
+        settings_with,
+    )
+    from functions.backends.kubernetes.preflight.cli import Options, main  # noqa: PLC0415
+
+    observability.quiet_logs()
+    try:
+        settings = settings_with(deployed_environment(options.stack)) if options.stack else get_settings()
+    except (DeployedStackError, ValidationError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return USAGE_ERROR_EXIT
+    return main(Options.from_arguments(options), settings)
 
 
 def run_file(options: argparse.Namespace) -> int:

@@ -6,13 +6,21 @@ import os
 import tempfile
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, StringConstraints, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 DEFAULT_RUNNERS_DIR = PACKAGE_ROOT.parent / "runners"
+
+# A node taint in kubectl's syntax, `key=value:Effect` or `key:Effect`: runner pods tolerate the taints of
+# the nodes dedicated to untrusted code. These settings, the CDK context and the Job builder share it.
+TAINT_PATTERN = (
+    r"^(?P<key>[A-Za-z0-9]([A-Za-z0-9._/-]{0,251}[A-Za-z0-9])?)"
+    r"(=(?P<value>[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?)?)?"
+    r":(?P<effect>NoSchedule|PreferNoSchedule|NoExecute)$"
+)
 
 
 class Settings(BaseSettings):
@@ -78,6 +86,16 @@ class Settings(BaseSettings):
     runner_image_tag: str = "latest"
     runner_images: dict[str, str] = Field(default_factory=dict)
     k8s_runtime_class_name: str | None = None  # e.g. "gvisor"; None keeps the cluster's default runtime
+    # Where runner pods may run: only on nodes with these labels (JSON map, e.g. the dedicated node group's
+    # label and {"kubernetes.io/arch": "amd64"} for the images' platform), tolerating these taints (JSON
+    # list in kubectl's syntax, e.g. ["code-exec/untrusted=true:NoSchedule"]). Empty: anywhere.
+    k8s_node_selector: dict[str, str] = Field(default_factory=dict)
+    k8s_tolerations: list[Annotated[str, StringConstraints(pattern=TAINT_PATTERN)]] = Field(
+        default_factory=list
+    )
+    # Jobs the runner namespace's ResourceQuota admits at once (count/jobs.batch); the deploy caps the
+    # Lambda's concurrency at it and the preflight checks the namespace admits as many.
+    k8s_job_quota: int = Field(default=50, gt=0)
     k8s_service_account: str = "runner"
     runner_uid: int = Field(default=10001, gt=0)  # the non-root user baked into every runner image
     runner_gid: int = Field(default=10001, gt=0)

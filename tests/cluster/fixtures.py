@@ -7,6 +7,9 @@
 - `admin_api_client`       -> kubernetes.client.ApiClient as the admin (system:masters).
 - `controller_api_client`  -> kubernetes.client.ApiClient as the controller identity
                               (user code-exec-controller, group code-exec:controllers): what the service uses.
+- `runner_namespaces`      -> (per test) a factory of runner namespaces of the test's own: k8s/overlays/dev
+                              applied under a fresh name, for tests that break a prerequisite; all deleted
+                              (with their cluster-scoped admission policy and binding) after the test.
 
 Without Go the suite skips with the reason, except under CI=true, where it fails: CI never skips it.
 """
@@ -14,7 +17,8 @@ Without Go the suite skips with the reason, except under CI=true, where it fails
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -64,3 +68,42 @@ def cluster_namespace(cluster_bin_dir: Path, admin_api_client: client.ApiClient)
     if not DEV_OVERLAY.is_dir():
         pytest.fail(f"{DEV_OVERLAY} is missing: the cluster suite applies the repository's manifests")
     return manifests.apply_overlay(admin_api_client, cluster_bin_dir / "kustomize", DEV_OVERLAY)
+
+
+RunnerNamespaces = Callable[..., str]
+
+
+@pytest.fixture
+def runner_namespaces(
+    cluster_bin_dir: Path, admin_api_client: client.ApiClient, cluster_namespace: str
+) -> Iterator[RunnerNamespaces]:
+    """`make(admission_params=...)` -> the name of a new runner namespace like runner-dev; removed after."""
+    made: list[str] = []
+
+    def make(admission_params: Mapping[str, str] = manifests.TEST_ADMISSION_PARAMS) -> str:
+        name = f"runner-t-{uuid.uuid4().hex[:8]}"
+        made.append(name)
+        kustomize = cluster_bin_dir / "kustomize"
+        return manifests.apply_overlay(
+            admin_api_client, kustomize, DEV_OVERLAY, namespace=name, admission_params=admission_params
+        )
+
+    try:
+        yield make
+    finally:
+        core = client.CoreV1Api(admin_api_client)
+        admission = client.AdmissionregistrationV1Api(admin_api_client)
+        for name in made:
+            core.delete_namespace(name, propagation_policy="Background")
+            bindings = admission.list_validating_admission_policy_binding().items
+            for binding_name in _names_under(name, [b.metadata for b in bindings]):
+                admission.delete_validating_admission_policy_binding(binding_name)
+            policies = admission.list_validating_admission_policy().items
+            for policy_name in _names_under(name, [p.metadata for p in policies]):
+                admission.delete_validating_admission_policy(policy_name)
+
+
+def _names_under(namespace: str, metadata: list[client.V1ObjectMeta | None]) -> list[str]:
+    """Names of the cluster-scoped objects an overlay named after `namespace` (`<namespace>.<name>`)."""
+    names = [meta.name for meta in metadata if meta is not None and meta.name]
+    return [name for name in names if name.startswith(f"{namespace}.")]

@@ -24,6 +24,7 @@ import datetime
 import logging
 import math
 import os
+import platform
 import shutil
 import signal
 import sys
@@ -50,6 +51,8 @@ WATCH_TIMEOUT_S = 60
 SHUTDOWN_JOIN_S = 10.0
 KILLED_EXIT_CODE = 137
 STRATEGIC_MERGE = "application/strategic-merge-patch+json"
+# The label a kubelet gives its Node (Go's GOARCH names), so a pod's arch selector schedules here.
+NODE_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
 
 
 def _now() -> str:
@@ -281,7 +284,11 @@ class NodeAgent:
             "ephemeral-storage": f"{shutil.disk_usage('/tmp').total // 1024}Ki",
             "pods": "110",
         }
-        labels = {"kubernetes.io/hostname": self.node_name, "kubernetes.io/os": "linux"}
+        labels = {
+            "kubernetes.io/hostname": self.node_name,
+            "kubernetes.io/os": "linux",
+            "kubernetes.io/arch": NODE_ARCH.get(platform.machine(), platform.machine()),
+        }
         body = client.V1Node(metadata=client.V1ObjectMeta(name=self.node_name, labels=labels))
         try:
             self.api.create_node(body)

@@ -26,6 +26,7 @@ from functions.core.spec import build_task
 from functions.core.verdicts import Verdict
 from functions.settings import Settings
 from functions.wiring import sync_policy
+from tests.cluster.manifests import TEST_IMAGE_REGISTRY
 from tests.cluster.test_kubernetes_backend_support import Deployment, deployment, nothing_left
 from tests.cluster.waits import job_condition, wait_job_finished, wait_pod_terminated
 from tests.conftest import Invoke
@@ -131,7 +132,7 @@ def test_job_deadline_is_time_limit_exceeded(
     api_client = deployment.backends[-1].jobs.api_client
     jobs = JobOperations(
         lambda: api_client,
-        JobTemplate(namespace=cluster_namespace, deadline_grace_s=0),
+        JobTemplate(namespace=cluster_namespace, image_registry=TEST_IMAGE_REGISTRY, deadline_grace_s=0),
         RetryPolicy(),
     )
     name = jobs.submit(

@@ -32,6 +32,7 @@ from functions.settings import Settings
 from functions.wiring import sync_policy
 from tests.cluster import manifests
 from tests.cluster.harness import REPO_ROOT, ClusterInfo
+from tests.cluster.manifests import TEST_IMAGE_REGISTRY
 from tests.cluster.test_kubernetes_backend_support import (
     OURS,
     CutStream,
@@ -168,7 +169,7 @@ def test_expired_resource_version_relists(
 
 def test_unknown_image_is_502_promptly(invoke: Invoke, deployment: Deployment) -> None:
     # Given a language whose image no node can pull (the node agent reports ErrImagePull, as a kubelet does)
-    deployment.build(runner_images={"python": "registry.invalid/code-exec-runner-missing:0"})
+    deployment.build(runner_images={"python": f"{TEST_IMAGE_REGISTRY}/code-exec-runner-missing:0"})
     # When a program is sent
     started_s = time.monotonic()
     response = invoke("POST", "/execute", HELLO)

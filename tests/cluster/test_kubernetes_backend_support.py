@@ -24,6 +24,7 @@ from functions.core.languages import load_registry
 from functions.core.service import ExecutionService
 from functions.settings import Settings
 from tests.cluster.harness import ClusterInfo
+from tests.cluster.manifests import TEST_IMAGE_REGISTRY
 from tests.cluster.waits import wait_gone
 
 OURS = f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"
@@ -36,6 +37,7 @@ def k8s_settings(cluster: ClusterInfo, namespace: str, **overrides: Any) -> Sett
         "k8s_auth": "kubeconfig",
         "kubeconfig": cluster.controller_kubeconfig,
         "k8s_namespace": namespace,
+        "runner_image_registry": TEST_IMAGE_REGISTRY,
     }
     fields.update(overrides)
     return Settings(**fields)

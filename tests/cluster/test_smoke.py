@@ -20,12 +20,13 @@ from functions.core.protocol import RunnerReport, RunnerTask, TaskCase, TaskLimi
 from functions.core.verdicts import Verdict
 from functions.settings import get_settings
 from tests.cluster.harness import ClusterInfo
+from tests.cluster.manifests import TEST_IMAGE_REGISTRY
 from tests.cluster.waits import job_condition, wait_for, wait_gone, wait_job_finished, wait_pod_terminated
 
 pytestmark = pytest.mark.cluster
 
 WAIT_S = 60.0
-RUNNER_IMAGE = "registry.invalid/code-exec/code-exec-runner-python:test"
+RUNNER_IMAGE = f"{TEST_IMAGE_REGISTRY}/code-exec-runner-python:test"
 
 
 def runner_task(source: str, *, timeout_s: float = 5.0, memory_limit_mb: int = 128) -> RunnerTask:
@@ -65,7 +66,8 @@ def hardened_job(
     chunk_chars: int = 96 * 1024,
     image: str = RUNNER_IMAGE,
 ) -> client.V1Job:
-    """A Job hardened as the service builds them (PSA `restricted`, no token, read-only root, no retries)."""
+    """A Job hardened as the service builds them (PSA `restricted`, the admission policy: our service account,
+    no token, read-only root, limits; no retries)."""
     container = {
         "name": "runner",
         "image": image,
@@ -88,6 +90,7 @@ def hardened_job(
             "metadata": {"labels": {"app.kubernetes.io/managed-by": "code-exec-smoke"}},
             "spec": {
                 "restartPolicy": "Never",
+                "serviceAccountName": "runner",
                 "automountServiceAccountToken": False,
                 "securityContext": {
                     "runAsNonRoot": True,
@@ -234,7 +237,7 @@ def test_image_of_no_known_language_is_reported_as_err_image_pull(
     cluster_namespace: str, admin_batch: client.BatchV1Api, admin_core: client.CoreV1Api, job_name: str
 ) -> None:
     # Given a Job whose image matches no runners/*/language.json
-    image = "registry.invalid/code-exec/no-such-runner:1"
+    image = f"{TEST_IMAGE_REGISTRY}/no-such-runner:1"
     admin_batch.create_namespaced_job(
         cluster_namespace, hardened_job(job_name, runner_task("1"), image=image)
     )

@@ -77,7 +77,8 @@ def dev_synth(tmp_path_factory: pytest.TempPathFactory, placeholder_bundle: Path
 
 @pytest.fixture(scope="session")
 def prod_iam_synth(tmp_path_factory: pytest.TempPathFactory, placeholder_bundle: Path) -> Synth:
-    """The other branches: prod, IAM auth, prebuilt images (make build-push-runners), Lambda in a VPC."""
+    """The other branches: prod, IAM auth, prebuilt images (make build-push-runners), Lambda in a VPC,
+    dedicated arm64 nodes with gVisor, a smaller Job quota, a WAF rate rule."""
     context = {
         **base_context(placeholder_bundle),
         "environment": "prod",
@@ -87,6 +88,12 @@ def prod_iam_synth(tmp_path_factory: pytest.TempPathFactory, placeholder_bundle:
         # CLI-style strings: `-c subnetIds=a,b` must work as well as JSON lists.
         "subnetIds": "subnet-0123456789abcdef0,subnet-0fedcba9876543210",
         "securityGroupIds": "sg-0123456789abcdef0",
+        "imagePlatform": "linux/arm64",
+        "runtimeClassName": "gvisor",
+        "runnerNodeSelector": "code-exec/untrusted=true",
+        "runnerTolerations": "code-exec/untrusted=true:NoSchedule",
+        "jobQuota": "40",
+        "wafRateLimitPer5Min": "1000",
     }
     return synthesize(tmp_path_factory.mktemp("cdk-prod"), context)
 

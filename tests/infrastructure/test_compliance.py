@@ -71,6 +71,10 @@ def test_cfn_lint_finds_no_error_in_any_template(any_synth: Synth) -> None:
         ({"logRetentionDays": 42}, "logRetentionDays"),
         ({"authMode": "cognito"}, "authMode"),
         ({"clusterName": ""}, "clusterName"),
+        ({"runnerTolerations": "dedicated=true"}, "runnerTolerations"),
+        ({"runtimeClassName": "gVisor!"}, "runtimeClassName"),
+        ({"jobQuota": "0"}, "jobQuota"),
+        ({"wafRateLimitPer5Min": "5"}, "wafRateLimitPer5Min"),
     ],
     ids=[
         "registry-without-tag",
@@ -81,6 +85,10 @@ def test_cfn_lint_finds_no_error_in_any_template(any_synth: Synth) -> None:
         "unsupported-retention",
         "unknown-auth-mode",
         "empty-cluster-name",
+        "toleration-without-effect",
+        "runtime-class-not-a-name",
+        "no-jobs-at-all",
+        "waf-limit-below-the-minimum",
     ],
 )
 def test_bad_context_is_refused_with_a_message(overrides: dict[str, Any], message: str) -> None:
@@ -100,3 +108,18 @@ def test_bad_context_is_refused_with_a_message(overrides: dict[str, Any], messag
 )
 def test_cors_origins_accept_cli_strings_and_lists(value: Any, expected: tuple[str, ...]) -> None:
     assert DeploySettings.model_validate({**VALID, "corsOrigins": value}).cors_origins == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("code-exec/untrusted=true, pool=runners", {"code-exec/untrusted": "true", "pool": "runners"}),
+        ('{"code-exec/untrusted": "true"}', {"code-exec/untrusted": "true"}),
+        ({"pool": "runners"}, {"pool": "runners"}),
+        ("", {}),
+    ],
+    ids=["comma-string", "json-string", "object", "empty"],
+)
+def test_runner_node_selector_accepts_cli_strings_and_objects(value: Any, expected: dict[str, str]) -> None:
+    settings = DeploySettings.model_validate({**VALID, "runnerNodeSelector": value})
+    assert settings.node_selector == {**expected, "kubernetes.io/arch": "amd64"}

@@ -28,6 +28,7 @@ from functions.backends.kubernetes.job_builder import (
     image_for,
     job_name,
     label_value,
+    toleration_for,
 )
 from functions.core.languages import LanguageSpec
 from functions.core.protocol import RunnerTask, TaskCase, TaskLimits, b64encode
@@ -112,8 +113,14 @@ def test_job_matches_the_golden_file() -> None:
 
 
 def test_built_job_is_a_valid_batch_v1_job() -> None:
-    # Given the Job for a task with test cases, args and a runtime class
-    template = JobTemplate(namespace="runner-prod", runtime_class_name="gvisor", image_registry="r.example")
+    # Given the Job for a task with test cases, args, a runtime class and dedicated nodes
+    template = JobTemplate(
+        namespace="runner-prod",
+        runtime_class_name="gvisor",
+        image_registry="r.example",
+        node_selector={"kubernetes.io/arch": "amd64"},
+        tolerations=("code-exec/untrusted=true:NoSchedule",),
+    )
     job = as_dict(
         build_job(
             task(cases=(TaskCase(stdin_b64=b64encode(b"1\n")),) * 3, args=("a", "b")), template, now_s=NOW_S
@@ -244,6 +251,37 @@ def test_runtime_class_is_optional() -> None:
     assert sandboxed["spec"]["template"]["spec"]["runtimeClassName"] == "gvisor"
 
 
+def test_pods_go_only_to_the_dedicated_nodes_when_configured() -> None:
+    # Given a template for a dedicated, tainted node group of the images' architecture
+    template = JobTemplate(
+        namespace="n",
+        node_selector={"code-exec/untrusted": "true", "kubernetes.io/arch": "arm64"},
+        tolerations=("code-exec/untrusted=true:NoSchedule", "gpu:NoExecute"),
+    )
+    # When a Job is built
+    pod = as_dict(build_job(task(), template, now_s=NOW_S))["spec"]["template"]["spec"]
+    plain = as_dict(build_job(task(), TEMPLATE, now_s=NOW_S))["spec"]["template"]["spec"]
+    # Then its pods select those nodes and tolerate exactly their taints; without settings, neither is set
+    assert pod["nodeSelector"] == {"code-exec/untrusted": "true", "kubernetes.io/arch": "arm64"}
+    assert pod["tolerations"] == [
+        {"key": "code-exec/untrusted", "operator": "Equal", "value": "true", "effect": "NoSchedule"},
+        {"key": "gpu", "operator": "Exists", "effect": "NoExecute"},
+    ]
+    assert "nodeSelector" not in plain
+    assert "tolerations" not in plain
+
+
+@pytest.mark.parametrize(
+    "taint",
+    ["no-effect", "key=value", "key=value:Sometimes", "=value:NoSchedule", "key=va lue:NoSchedule"],
+)
+def test_a_setting_that_is_no_taint_is_refused(taint: str) -> None:
+    with pytest.raises(ValueError, match="should match pattern"):
+        Settings(k8s_tolerations=[taint])
+    with pytest.raises(ValueError, match="not a taint"):
+        toleration_for(taint)
+
+
 def test_template_from_settings() -> None:
     # Given settings with every Kubernetes knob changed
     settings = Settings(
@@ -261,6 +299,8 @@ def test_template_from_settings() -> None:
         k8s_tmp_size_mb=32,
         k8s_job_ttl_s=60,
         k8s_deadline_grace_s=5,
+        k8s_node_selector={"code-exec/untrusted": "true"},
+        k8s_tolerations=["code-exec/untrusted=true:NoSchedule"],
     )
     # Then the template carries each of them
     assert JobTemplate.from_settings(settings) == JobTemplate(
@@ -278,4 +318,6 @@ def test_template_from_settings() -> None:
         job_ttl_s=60,
         deadline_grace_s=5,
         runtime_class_name="gvisor",
+        node_selector={"code-exec/untrusted": "true"},
+        tolerations=("code-exec/untrusted=true:NoSchedule",),
     )

@@ -12,7 +12,11 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from functions.backends.kubernetes.constants import CONTROLLER_GROUP
+from functions.backends.kubernetes.constants import (
+    ADMISSION_PARAMS_CONFIGMAP,
+    CONTROLLER_GROUP,
+    CONTROLLER_PERMISSIONS,
+)
 from functions.settings import Settings
 
 K8S_DIR = Path(__file__).resolve().parents[2] / "k8s"
@@ -55,6 +59,9 @@ def test_every_rendered_object_is_schema_valid(overlay: str) -> None:
         "ServiceAccount",
         "Role",
         "RoleBinding",
+        "ConfigMap",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
     }
     for document in documents:
         kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
@@ -84,11 +91,8 @@ def test_role_grants_exactly_what_the_backend_uses(overlay: str) -> None:
         for resource in rule["resources"]
         for verb in rule["verbs"]
     }
-    assert granted == {
-        *(("batch", "jobs", verb) for verb in ("create", "get", "list", "watch", "delete")),
-        *(("", "pods", verb) for verb in ("get", "list", "watch")),
-        ("", "pods/log", "get"),
-    }
+    assert granted == set(CONTROLLER_PERMISSIONS)
+    assert len(CONTROLLER_PERMISSIONS) == len(granted)
     assert all("*" not in str(rule) for rule in rules)
 
 
@@ -138,3 +142,49 @@ def test_limit_range_admits_the_largest_sandbox_of_the_settings(overlay: str) ->
 def _mebibytes(quantity: str) -> int:
     units = {"Mi": 1, "Gi": 1024}
     return int(quantity[:-2]) * units[quantity[-2:]]
+
+
+@pytest.mark.parametrize(("overlay", "namespace"), sorted(OVERLAYS.items()))
+def test_admission_policy_is_named_after_and_bound_to_its_namespace_only(
+    overlay: str, namespace: str
+) -> None:
+    # Given the overlay's cluster-scoped policy and binding
+    kinds = by_kind(overlay)
+    policy, binding = kinds["ValidatingAdmissionPolicy"], kinds["ValidatingAdmissionPolicyBinding"]
+    # Then both carry the namespace in their name (one pair per environment, removed with it) and the
+    # binding selects that namespace by its immutable name label, refusing (not warning) on a violation
+    assert policy["metadata"]["name"].startswith(f"{namespace}.")
+    assert binding["metadata"]["name"] == binding["spec"]["policyName"] == policy["metadata"]["name"]
+    assert binding["spec"]["matchResources"]["namespaceSelector"] == {
+        "matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In", "values": [namespace]}]
+    }
+    assert binding["spec"]["validationActions"] == ["Deny"]
+    assert policy["spec"]["failurePolicy"] == "Fail"
+
+
+@pytest.mark.parametrize("overlay", sorted(OVERLAYS))
+def test_admission_policy_fails_closed_without_its_parameters(overlay: str) -> None:
+    kinds = by_kind(overlay)
+    param_ref = kinds["ValidatingAdmissionPolicyBinding"]["spec"]["paramRef"]
+    # The parameters are looked up in the namespace of the object admitted; without them nothing passes.
+    assert param_ref == {"name": ADMISSION_PARAMS_CONFIGMAP, "parameterNotFoundAction": "Deny"}
+    params = kinds["ConfigMap"]
+    assert params["metadata"]["name"] == ADMISSION_PARAMS_CONFIGMAP
+    assert params["data"]["serviceAccountName"] == Settings().k8s_service_account
+    # The registry path is the deployment's: the committed overlays admit no image until it is set.
+    assert params["data"]["imagePrefix"] == ""
+
+
+@pytest.mark.parametrize("overlay", sorted(OVERLAYS))
+def test_admission_policy_covers_jobs_pods_and_init_containers(overlay: str) -> None:
+    spec = by_kind(overlay)["ValidatingAdmissionPolicy"]["spec"]
+    rules = {
+        (group, resource)
+        for rule in spec["matchConstraints"]["resourceRules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        if {"CREATE", "UPDATE"} <= set(rule["operations"])
+    }
+    assert rules == {("", "pods"), ("batch", "jobs")}
+    containers = next(v["expression"] for v in spec["variables"] if v["name"] == "containers")
+    assert "initContainers" in containers

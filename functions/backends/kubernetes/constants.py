@@ -36,3 +36,15 @@ TASK_CHUNK_ENV_PREFIX = "RUNNER_TASK_"
 TASK_CHUNK_BYTES = 96 * 1024
 
 JOB_NAME_PREFIX = "exec-"
+
+# Everything the service does in the runner namespace, as (API group, resource, verb): k8s/base/rbac.yaml
+# grants exactly this and the preflight checks the controller group holds exactly this.
+CONTROLLER_PERMISSIONS: tuple[tuple[str, str, str], ...] = (
+    *(("batch", "jobs", verb) for verb in ("create", "get", "list", "watch", "delete")),
+    *(("", "pods", verb) for verb in ("get", "list", "watch")),
+    ("", "pods/log", "get"),
+)
+
+# The ConfigMap in the runner namespace holding the admission policy's parameters
+# (k8s/base/admission-policy.yaml): imagePrefix, serviceAccountName, runtimeClassName.
+ADMISSION_PARAMS_CONFIGMAP = "runner-admission"

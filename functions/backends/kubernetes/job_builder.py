@@ -25,6 +25,7 @@ from kubernetes.client import (
     V1ResourceRequirements,
     V1SeccompProfile,
     V1SecurityContext,
+    V1Toleration,
     V1Volume,
     V1VolumeMount,
 )
@@ -49,7 +50,7 @@ from functions.backends.kubernetes.constants import (
 )
 from functions.core.languages import LanguageSpec
 from functions.core.protocol import RunnerTask, TaskLimits
-from functions.settings import Settings
+from functions.settings import TAINT_PATTERN, Settings
 
 _DNS_LABEL_MAX = 63
 # Pods of a Job get a 6-character suffix; a short Job name keeps every derived name valid.
@@ -75,6 +76,8 @@ class JobTemplate:
     job_ttl_s: int = 300
     deadline_grace_s: float = 10.0
     runtime_class_name: str | None = None
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+    tolerations: tuple[str, ...] = ()  # taints in kubectl's syntax, see `toleration_for`
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JobTemplate:
@@ -93,6 +96,8 @@ class JobTemplate:
             job_ttl_s=settings.k8s_job_ttl_s,
             deadline_grace_s=settings.k8s_deadline_grace_s,
             runtime_class_name=settings.k8s_runtime_class_name,
+            node_selector=dict(settings.k8s_node_selector),
+            tolerations=tuple(settings.k8s_tolerations),
         )
 
 
@@ -107,6 +112,15 @@ def image_for(language: LanguageSpec, template: JobTemplate) -> str:
         else (language.image)
     )
     return f"{repository}:{template.image_tag}"
+
+
+def toleration_for(taint: str) -> V1Toleration:
+    """`key=value:Effect` tolerates exactly that taint; `key:Effect` the key with any value."""
+    match = re.fullmatch(TAINT_PATTERN, taint)
+    if match is None:
+        raise ValueError(f"{taint!r} is not a taint (key=value:Effect or key:Effect)")
+    key, value, effect = match.group("key", "value", "effect")
+    return V1Toleration(key=key, operator="Exists" if value is None else "Equal", value=value, effect=effect)
 
 
 def job_name(execution_id: str) -> str:
@@ -194,6 +208,9 @@ def _pod_spec(task: RunnerTask, template: JobTemplate) -> V1PodSpec:
         host_pid=False,
         host_ipc=False,
         runtime_class_name=template.runtime_class_name,
+        # Only on the nodes set aside for untrusted code (and of the images' architecture), when configured.
+        node_selector=dict(template.node_selector) or None,
+        tolerations=[toleration_for(taint) for taint in template.tolerations] or None,
         # The runner writes its report before it exits; nothing needs a long grace on deletion.
         termination_grace_period_seconds=1,
         security_context=V1PodSecurityContext(
