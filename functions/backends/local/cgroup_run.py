@@ -19,7 +19,9 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 _KILL_ROUNDS = 200
-_KILL_PAUSE_S = 0.005
+# Exiting tasks leave the cgroup a moment after SIGKILL: look again soon, then less and less often.
+_KILL_FIRST_PAUSE_S = 0.0002
+_KILL_MAX_PAUSE_S = 0.005
 _RMDIR_ATTEMPTS = 50
 V2 = 2
 
@@ -121,6 +123,7 @@ class RunCgroup:
         if self.version == V2 and kill_file.exists():
             with contextlib.suppress(OSError):
                 write_value(kill_file, "1")
+        pause_s = _KILL_FIRST_PAUSE_S
         for _ in range(_KILL_ROUNDS):
             pids = self.pids()
             if not pids:
@@ -128,7 +131,8 @@ class RunCgroup:
             for pid in pids:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, signal.SIGKILL)
-            time.sleep(_KILL_PAUSE_S)  # let the kernel finish the exits before the next look
+            time.sleep(pause_s)  # let the kernel finish the exits before the next look
+            pause_s = min(pause_s * 2, _KILL_MAX_PAUSE_S)
         logger.error("processes survive in cgroup %s after %d kill rounds", self.dirs, _KILL_ROUNDS)
 
     def remove(self) -> None:
@@ -136,7 +140,7 @@ class RunCgroup:
             for _ in range(_RMDIR_ATTEMPTS):
                 if try_rmdir(directory):
                     break
-                time.sleep(_KILL_PAUSE_S)  # exiting tasks leave the cgroup a moment after SIGKILL
+                time.sleep(_KILL_MAX_PAUSE_S)  # exiting tasks leave the cgroup a moment after SIGKILL
             else:
                 logger.warning("cgroup %s is still busy; left behind", directory)
 

@@ -75,30 +75,53 @@ def pump(
     on_exit: Callable[[], None],
     on_stop: Callable[[], None],
 ) -> PumpOutcome:
-    """Run the loop to its end; `monitor` has exited when this returns."""
+    """Run the loop to its end: the monitor's exit (seen through a pidfd, at once) and its pipes drained, or
+    the deadline or a cancel. Pipes closed early change nothing: the deadline holds until the exit."""
     outcome = PumpOutcome()
-    with selectors.DefaultSelector() as selector:
-        _register(selector, pipes, stdin, stdout, stderr)
-        pending = memoryview(stdin)
-        exited_at_s: float | None = None
-        while selector.get_map():
-            now_s = time.monotonic()
-            if exited_at_s is None and _stop_requested(outcome, now_s, deadline_s, cancel):
-                on_stop()
-                break
-            if exited_at_s is None and monitor.poll() is not None:
-                exited_at_s = outcome.exited_at_s = now_s
-                on_exit()
-            if exited_at_s is not None and now_s - exited_at_s > _DRAIN_AFTER_EXIT_S:
-                break
-            tick_s = _POLL_TICK_S if exited_at_s is not None else min(_POLL_TICK_S, deadline_s - now_s)
-            for key, _events in selector.select(timeout=max(tick_s, 0.0)):
-                if key.fd == pipes.stdin:
-                    pending = _feed(selector, pipes, pending)
-                else:
-                    _drain(selector, key)
+    exit_fd = os.pidfd_open(monitor.pid)
+    try:
+        with selectors.DefaultSelector() as selector:
+            selector.register(exit_fd, selectors.EVENT_READ, _EXITED)
+            _register(selector, pipes, stdin, stdout, stderr)
+            _loop(selector, pipes, memoryview(stdin), outcome, deadline_s, cancel, on_exit, on_stop)
+    finally:
+        os.close(exit_fd)
     monitor.wait()
     return outcome
+
+
+_EXITED = object()  # the selector key data of the monitor's pidfd
+
+
+def _loop(  # noqa: PLR0917 - the loop's state, passed once
+    selector: selectors.BaseSelector,
+    pipes: Pipes,
+    pending: memoryview,
+    outcome: PumpOutcome,
+    deadline_s: float,
+    cancel: threading.Event | None,
+    on_exit: Callable[[], None],
+    on_stop: Callable[[], None],
+) -> None:
+    while True:
+        now_s = time.monotonic()
+        if outcome.exited_at_s is None and _stop_requested(outcome, now_s, deadline_s, cancel):
+            on_stop()
+            return
+        if outcome.exited_at_s is not None and (
+            len(selector.get_map()) == 0 or now_s - outcome.exited_at_s > _DRAIN_AFTER_EXIT_S
+        ):
+            return
+        limit_s = outcome.exited_at_s + _DRAIN_AFTER_EXIT_S if outcome.exited_at_s is not None else deadline_s
+        for key, _events in selector.select(timeout=max(min(_POLL_TICK_S, limit_s - now_s), 0.0)):
+            if key.data is _EXITED:
+                outcome.exited_at_s = time.monotonic()
+                selector.unregister(key.fd)
+                on_exit()  # whatever the program left behind dies now, so its pipes reach end of file
+            elif key.fd == pipes.stdin:
+                pending = _feed(selector, pipes, pending)
+            else:
+                _drain(selector, key)
 
 
 def _register(
