@@ -4,37 +4,11 @@ from __future__ import annotations
 
 import signal
 
-from functions.core.judging import SIGNAL_EXIT_BASE
 from functions.core.output_digest import Capture
-from functions.core.protocol import MAX_SIGNAL_NUMBER, ProcessReport, StreamReport, b64encode
+from functions.core.process_facts import NOT_RUN, exit_status, stream_report
+from functions.core.protocol import ProcessReport
 
-
-def stream_report(capture: Capture) -> StreamReport:
-    return StreamReport(
-        data_b64=b64encode(bytes(capture.data)),
-        total_bytes=capture.total_bytes,
-        normalized_sha256=capture.digest.hexdigest(),
-        tail_b64=b64encode(capture.tail) if capture.truncated else "",
-    )
-
-
-# A case that never started: the task's time budget was used up by the ones before it.
-NOT_RUN = ProcessReport(
-    exit_code=None,
-    not_run=True,
-    stdout=stream_report(Capture(1)),
-    stderr=stream_report(Capture(1)),
-)
-
-
-def exit_status(returncode: int) -> tuple[int | None, int | None]:
-    """(exit code, signal) from bubblewrap's status: like a shell it reports death by signal N as 128 + N,
-    and its own death by a signal (our kill) as a negative code."""
-    if returncode < 0:
-        return None, -returncode
-    if SIGNAL_EXIT_BASE < returncode <= SIGNAL_EXIT_BASE + MAX_SIGNAL_NUMBER:
-        return None, returncode - SIGNAL_EXIT_BASE
-    return returncode, None
+__all__ = ["NOT_RUN", "process_report", "stream_report"]
 
 
 def process_report(
@@ -48,7 +22,9 @@ def process_report(
     stdout: Capture,
     stderr: Capture,
 ) -> ProcessReport:
-    """`stopped`: we killed it (deadline or cancel); its own status then says only that it was killed."""
+    """`stopped`: we killed it (deadline or cancel); its own status then says only that it was killed.
+    bubblewrap reports like a shell (`exit_status`): death by signal N as 128 + N, its own death by a
+    signal (our kill) as a negative code."""
     exit_code, signal_number = (None, int(signal.SIGKILL)) if stopped else exit_status(returncode)
     return ProcessReport(
         exit_code=exit_code,
