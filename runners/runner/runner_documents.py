@@ -1,7 +1,8 @@
-"""The runner's two documents: reading and decoding the task, building the report's parts.
+"""The runner's two documents: reading the task from the environment, writing the report's facts.
 
 Standard library only (binascii instead of base64, which costs start-up time on every request). The shapes
-are README.md's and functions/core/protocol.py's (RunnerTask in, RunnerReport out).
+are functions/core/protocol.py's (RunnerTask in, RunnerReport out) and docs/runner-protocol.md's: facts only,
+never a verdict — the service judges.
 """
 
 from __future__ import annotations
@@ -9,29 +10,26 @@ from __future__ import annotations
 import binascii
 import json
 
-from runner_judge import TIME_LIMIT_EXCEEDED, TIMEOUT_EXIT_CODE, judge
-
 TYPE_CHECKING = False  # typing costs ~1.5 ms of start-up; mypy treats this name as True
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any
 
-    from runner_judge import MemoryRule
+    from runner_output import Capture
     from runner_result import ProcessResult
 
     Json = dict[str, Any]
 
-PROTOCOL_VERSION = 1
-BUDGET_USED_UP_NOTE = b"not run: the request's time budget was used up"
+PROTOCOL_VERSION = 2
+CHUNKS_ENV = "RUNNER_TASK_CHUNKS"
+CHUNK_ENV_PREFIX = "RUNNER_TASK_"
 
 
-def read_task(stdin: bytes, environ: Mapping[str, str]) -> Json:
-    """From env chunks when RUNNER_TASK_CHUNKS is set (a pod), else from stdin (a local pipe)."""
-    chunk_count = environ.get("RUNNER_TASK_CHUNKS")
-    if chunk_count is not None:
-        encoded = "".join(environ[f"RUNNER_TASK_{index}"] for index in range(int(chunk_count)))
-        stdin = b64decode(encoded)
-    task = json.loads(stdin)
+def read_task(environ: Mapping[str, str]) -> Json:
+    """`RUNNER_TASK_0` … `RUNNER_TASK_{N-1}` (N = `RUNNER_TASK_CHUNKS`): together the base64 of the task JSON."""
+    count = int(environ[CHUNKS_ENV])
+    encoded = "".join(environ[f"{CHUNK_ENV_PREFIX}{index}"] for index in range(count))
+    task = json.loads(b64decode(encoded))
     if not isinstance(task, dict):
         raise TypeError("the task document must be a JSON object")
     return task
@@ -47,45 +45,57 @@ def b64decode(text: str) -> bytes:
     return binascii.a2b_base64(text, strict_mode=True)
 
 
-def error_report(message: str) -> Json:
+def report(language_version: str, compile_step: Json | None, cases: list[Json]) -> Json:
     return {
         "version": PROTOCOL_VERSION,
-        "language_version": "",
-        "compile": None,
-        "cases": [],
-        "internal_error": message,
+        "language_version": language_version,
+        "compile": compile_step,
+        "cases": cases,
+        "internal_error": None,
     }
 
 
-def case_report(result: ProcessResult, rule: MemoryRule, expected: bytes | None, timeout_s: float) -> Json:
-    judgement = judge(result, rule, expected)
-    stderr = bytes(result.stderr.data)
-    if judgement.verdict == TIME_LIMIT_EXCEEDED:
-        stderr += f"\nTime limit exceeded: the program was killed after {timeout_s:g} s\n".encode()
+def error_report(message: str, language_version: str = "") -> Json:
+    return {**report(language_version, None, []), "internal_error": message}
+
+
+def stream(capture: Capture) -> Json:
     return {
-        "verdict": judgement.verdict,
-        "exit_code": judgement.exit_code,
-        "signal": judgement.signal_name,
-        "stdout_b64": b64(bytes(result.stdout.data)),
-        "stderr_b64": b64(stderr),
-        "stdout_truncated": result.stdout.truncated,
-        "stderr_truncated": result.stderr.truncated,
-        "wall_time_s": round(result.wall_time_s, 4),
-        "cpu_time_s": round(result.cpu_time_s, 4),
-        "memory_kb": result.max_rss_kb,
+        "data_b64": b64(bytes(capture.data)),
+        "total_bytes": capture.total_bytes,
+        "normalized_sha256": capture.digest.hexdigest(),
+        "tail_b64": b64(capture.tail) if capture.truncated else "",
     }
 
 
-def not_run_case() -> Json:
+def process(result: ProcessResult, *, cpu_time_s: float, memory_kb: int, oom_killed: bool) -> Json:
+    """The facts of one step: how its main process ended, and figures over all of its processes."""
     return {
-        "verdict": TIME_LIMIT_EXCEEDED,
-        "exit_code": TIMEOUT_EXIT_CODE,
+        "exit_code": result.exit_code,
+        "signal": result.signal_number,
+        "timed_out": result.timed_out,
+        "oom_killed": oom_killed,
+        "not_run": False,
+        "wall_time_s": round(max(result.wall_time_s, 0.0), 6),
+        "cpu_time_s": round(max(cpu_time_s, 0.0), 6),
+        "memory_kb": max(memory_kb, 0),
+        "stdout": stream(result.stdout),
+        "stderr": stream(result.stderr),
+    }
+
+
+def not_run(empty: Capture) -> Json:
+    """A case that never started: the task's time budget was used up."""
+    nothing = stream(empty)
+    return {
+        "exit_code": None,
         "signal": None,
-        "stdout_b64": "",
-        "stderr_b64": b64(BUDGET_USED_UP_NOTE),
-        "stdout_truncated": False,
-        "stderr_truncated": False,
+        "timed_out": False,
+        "oom_killed": False,
+        "not_run": True,
         "wall_time_s": 0.0,
         "cpu_time_s": 0.0,
         "memory_kb": 0,
+        "stdout": nothing,
+        "stderr": nothing,
     }

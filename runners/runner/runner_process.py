@@ -1,10 +1,10 @@
-"""Run one command under rlimits with a wall-clock kill, feeding stdin and capping captured output.
+"""Run one command under rlimits with a wall-clock kill, feeding stdin and capturing its output.
 
-Standard library only: this module is part of the runner program that runs inside every sandbox. It starts
-once per request, so it avoids heavy imports (subprocess, selectors, dataclasses, typing: together ~10 ms of
-start-up). The work is split by seam: runner_spawn starts the process (fork/exec, rlimits, PATH lookup, fd
-hygiene), runner_pump pumps its pipes in one select.poll loop and captures the output, and runner_result
-holds what it did.
+Standard library only: part of the runner program, PID 1 of every runner container. It starts once per
+request, so it avoids heavy imports (subprocess, selectors, dataclasses, typing: together ~10 ms of start-up).
+The work is split by seam: runner_spawn starts the process (fork/exec, rlimits, PATH lookup, fd hygiene),
+runner_pump pumps its pipes in one select.poll loop and captures the output, and runner_result holds what it
+did.
 """
 
 from __future__ import annotations
@@ -12,38 +12,12 @@ from __future__ import annotations
 import os
 import time
 
-from runner_pump import Pump
+from runner_pump import Pump, kill_group
 from runner_spawn import close_all, spawn
 
 TYPE_CHECKING = False  # typing costs ~1.5 ms of start-up; mypy treats this name as True
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
-
-    from runner_result import ProcessResult
-    from runner_spawn import Limits
-
-
-def run_process(
-    argv: Sequence[str],
-    *,
-    cwd: str,
-    env: Mapping[str, str],
-    stdin: bytes,
-    limits: Limits,
-    output_limit_bytes: int,
-    merge_stderr: bool = False,
-) -> ProcessResult:
-    """Start `argv` in its own process group, pump its pipes, kill the group at the timeout or exit."""
-    return start_process(
-        argv,
-        cwd=cwd,
-        env=env,
-        stdin=stdin,
-        timeout_s=limits.timeout_s,
-        rlimits=limits.rlimits(),
-        output_limit_bytes=output_limit_bytes,
-        merge_stderr=merge_stderr,
-    ).finish()
+    from collections.abc import Callable, Mapping, Sequence
 
 
 def start_process(
@@ -56,8 +30,12 @@ def start_process(
     rlimits: Sequence[tuple[int, int]],
     output_limit_bytes: int,
     merge_stderr: bool = False,
+    stop: Callable[[int], None] = kill_group,
 ) -> Pump:
-    """Start `argv` (raises OSError when it cannot); `finish()` the returned pump to collect it."""
+    """Start `argv` in its own session (raises OSError when it cannot); `finish()` the pump to collect it.
+
+    `stop(pid)` kills what is left once the main process has exited or its deadline has passed.
+    """
     started = time.monotonic()
     stdin_read, stdin_write = os.pipe()
     stdout_read, stdout_write = os.pipe()
@@ -76,4 +54,5 @@ def start_process(
         output_limit_bytes=output_limit_bytes,
         started=started,
         deadline=started + timeout_s,
+        stop=stop,
     )

@@ -1,7 +1,8 @@
-"""What one finished process did: exit status, times, peak memory and its captured output.
+"""What one finished process did: exit status, wall time, peak memory and its captured output.
 
-Standard library only: part of the runner program that runs inside every sandbox (a __slots__ class rather
-than a dataclass, which costs start-up time on every request).
+Standard library only: part of the runner program (a __slots__ class rather than a dataclass, which costs
+start-up time on every request). CPU time is not here: it covers every process of a step, so the step
+measures it (RUSAGE_CHILDREN) once all of them are reaped.
 """
 
 from __future__ import annotations
@@ -10,12 +11,11 @@ import os
 
 TYPE_CHECKING = False  # typing costs ~1.5 ms of start-up; mypy treats this name as True
 if TYPE_CHECKING:
-    from runner_pump import Capture
+    from runner_output import Capture
 
 
 class ProcessResult:
     __slots__ = (
-        "cpu_time_s",
         "exit_code",
         "max_rss_kb",
         "signal_number",
@@ -32,7 +32,6 @@ class ProcessResult:
         signal_number: int | None,
         timed_out: bool,
         wall_time_s: float,
-        cpu_time_s: float,
         max_rss_kb: int,
         stdout: Capture,
         stderr: Capture,
@@ -41,7 +40,6 @@ class ProcessResult:
         self.signal_number = signal_number
         self.timed_out = timed_out
         self.wall_time_s = wall_time_s
-        self.cpu_time_s = cpu_time_s
         self.max_rss_kb = max_rss_kb
         self.stdout = stdout
         self.stderr = stderr

@@ -1,9 +1,11 @@
 """Start one command the way subprocess.Popen(start_new_session=True, close_fds=True) would, with rlimits.
 
-Standard library only: part of the runner program that runs inside every sandbox. Processes are started with
-os.fork/os.execve (subprocess costs several ms of start-up per request): the child gets its three pipes as
-stdio and no other descriptor, default SIGPIPE/SIGXFSZ, a new session, the rlimits, and the program found
-on its own PATH. An exec failure comes back to the parent as the same OSError subprocess would raise.
+Standard library only: part of the runner program, PID 1 of every runner container. Processes are started
+with os.fork/os.execve (subprocess costs several ms of start-up per request): the child gets its three pipes
+as stdio and no other descriptor, default SIGPIPE/SIGXFSZ, a new session, oom_score_adj 1000 (the kernel's
+OOM killer takes the program, never the runner, and no descendant can lower it again), the rlimits, and the
+program found on its own PATH. An exec failure comes back to the parent as the same OSError subprocess would
+raise.
 """
 
 # pathlib costs ~2 ms of start-up per request; os and os.path do the same job here.
@@ -24,34 +26,29 @@ if TYPE_CHECKING:
 
 OPEN_FILES_LIMIT = 256
 EXEC_FAILED_EXIT_CODE = 255  # the forked child's exit code when it could not exec
+OOM_SCORE_ADJ = b"1000"  # the first to go when its container runs out of memory
 
 
 class Limits:
     """The rlimits and wall-clock timeout of one process (group)."""
 
-    __slots__ = ("address_space_bytes", "file_size_bytes", "max_processes", "timeout_s")
+    __slots__ = ("address_space_bytes", "file_size_bytes", "timeout_s")
 
     def __init__(
-        self,
-        *,
-        timeout_s: float,
-        file_size_bytes: int,
-        max_processes: int,
-        address_space_bytes: int | None = None,
+        self, *, timeout_s: float, file_size_bytes: int, address_space_bytes: int | None = None
     ) -> None:
         self.timeout_s = timeout_s
         self.file_size_bytes = file_size_bytes
-        self.max_processes = max_processes
         self.address_space_bytes = address_space_bytes
 
     def rlimits(self) -> list[tuple[int, int]]:
+        # No RLIMIT_NPROC: it counts every process of the uid on the node, so in a pod it would let one run
+        # starve every other run pod there; the process count is the node's pod pids limit (docs/).
         settings = [
             (resource.RLIMIT_CORE, 0),
             (resource.RLIMIT_FSIZE, self.file_size_bytes),
             (resource.RLIMIT_NOFILE, OPEN_FILES_LIMIT),
             (resource.RLIMIT_CPU, math.ceil(self.timeout_s) + 1),
-            # Not enforced for a real root uid; the sandbox adds a pids cgroup where it can.
-            (resource.RLIMIT_NPROC, self.max_processes),
         ]
         if self.address_space_bytes is not None:
             settings.append((resource.RLIMIT_AS, self.address_space_bytes))
@@ -124,6 +121,7 @@ def _child(  # noqa: PLR0917 - called once, right after fork
         signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
         _close_inherited_fds(keep=error_write, max_fd=max_fd)  # before the limits: it allocates a little
         os.setsid()
+        _raise_oom_score()
         for which, value in rlimits:
             _lower_limit(which, value)
         stage = "exec"
@@ -177,6 +175,20 @@ def _exec_first(candidates: list[str], args: list[str], env: dict[str, str]) -> 
             if first_error is None and exc.errno not in (errno.ENOENT, errno.ENOTDIR):
                 first_error = exc
     raise first_error or last_error or FileNotFoundError(errno.ENOENT, "no candidate", args[0])
+
+
+def _raise_oom_score() -> None:
+    """Best effort: without /proc the program is still limited, only no longer the OOM killer's first pick."""
+    try:
+        fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        os.write(fd, OOM_SCORE_ADJ)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _lower_limit(which: int, value: int) -> None:

@@ -1,109 +1,92 @@
-"""The program's fresh work dir: making and removing it, the source file's name, the child's env and argv.
+"""The container's writable places: the program's files in /box, scratch dirs emptied between cases.
 
-Standard library only, and none of tempfile/shutil/pathlib on the common path (each costs start-up time on
-every request).
+Standard library only, and none of tempfile/shutil/pathlib (each costs start-up time on every request).
+Every walk is fd-relative and never follows a symlink, so a link the program left cannot steer a removal
+outside the dir being emptied.
 """
 
 # pathlib costs ~2 ms of start-up per request; os and os.path do the same job here.
-# ruff: noqa: PTH100, PTH102, PTH106, PTH118, PTH119
+# ruff: noqa: PTH101, PTH118
 
 from __future__ import annotations
 
+import errno
 import os
-import re
 
 TYPE_CHECKING = False  # typing costs ~1.5 ms of start-up; mypy treats this name as True
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
-    from typing import Any
+    from collections.abc import Mapping
 
-    Json = dict[str, Any]
-
+PROGRAM_DIR = "/box"  # functions/core/protocol.py PROGRAM_DIR
+SCRATCH_DIR = "/tmp"  # noqa: S108 - the container's own emptyDir, the program's working directory
+# Where a case could leave state for the next: its working directory and the pod's shared memory.
+SCRATCH_DIRS = (SCRATCH_DIR, "/dev/shm", "/dev/mqueue")  # noqa: S108
 CHILD_PATH = "/usr/local/bin:/usr/bin:/bin"
-# Compiled (and cached by re) only when a language names its source file after the program.
-SAFE_FILE_NAME = r"^[A-Za-z0-9_$][A-Za-z0-9_$.-]*$"
-WORK_DIR_PREFIX = "run-"
 DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+PRIVATE_DIR_MODE = 0o700
 
 
-def make_work_dir(environ: Mapping[str, str]) -> str:
-    """tempfile.mkdtemp(prefix="run-") in the common case, without importing tempfile (~3 ms)."""
-    candidates = [environ.get(name) for name in ("TMPDIR", "TEMP", "TMP")]
-    parent = next((folder for folder in candidates if folder), "/tmp")  # noqa: S108 - tempfile's default too
-    path = os.path.abspath(os.path.join(parent, WORK_DIR_PREFIX + os.urandom(6).hex()))
-    try:
-        os.mkdir(path, 0o700)
-    except OSError:
-        # Unusable or clashing: tempfile's own search (it skips folders it cannot write) decides.
-        import tempfile  # noqa: PLC0415 - only on this rare path
-
-        return tempfile.mkdtemp(prefix=WORK_DIR_PREFIX)
-    return path
+def child_env(task_env: Mapping[str, str]) -> dict[str, str]:
+    """The fixed environment plus the task's variables: never the runner's own, which holds the task."""
+    env = {
+        "PATH": CHILD_PATH,
+        "HOME": SCRATCH_DIR,
+        "TMPDIR": SCRATCH_DIR,
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+    }
+    env.update(task_env)
+    return env
 
 
-def remove_tree(path: str) -> None:
-    """shutil.rmtree(path, ignore_errors=True) without importing shutil (~1 ms).
-
-    Like shutil's fd-based walk it never follows a symlink the program left behind: cleanup cannot be
-    steered outside the work dir.
-    """
+def empty_dir(path: str) -> None:
+    """Remove everything inside `path` (which stays); a missing dir is already empty."""
     try:
         _clear_directory(path, None)
-        os.rmdir(path)
     except (OSError, RecursionError):
-        pass
+        return
+
+
+def write_new_file(directory: str, name: str, data: bytes, mode: int) -> None:
+    """Write `directory/name`, replacing whatever is there (a file, a link, a tree) without following it."""
+    path = os.path.join(directory, name)
+    _remove_entry(path, None)
+    fd = os.open(path, NEW_FILE_FLAGS, mode)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+    os.chmod(path, mode)  # the umask may have narrowed it
 
 
 def _clear_directory(name: str, parent_fd: int | None) -> None:
     fd = os.open(name, DIRECTORY_FLAGS, dir_fd=parent_fd)
     try:
+        try:  # noqa: SIM105 - contextlib is one more import on every start
+            os.fchmod(fd, PRIVATE_DIR_MODE)  # a dir the program made unwritable to keep its files
+        except OSError:
+            pass  # not ours (a mount point): writable as it is
         with os.scandir(fd) as entries:
-            children = [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in entries]
-        for child, is_directory in children:
-            try:
-                if is_directory:
-                    _clear_directory(child, fd)
-                    os.rmdir(child, dir_fd=fd)
-                else:
-                    os.unlink(child, dir_fd=fd)
-            except OSError:
-                continue
+            names = [entry.name for entry in entries]
+        for child in names:
+            _remove_entry(child, fd)
     finally:
         os.close(fd)
 
 
-def child_env(work_dir: str, language: Json) -> dict[str, str]:
-    """A fresh environment: never the runner's own, which carries the task and whatever the host had."""
-    env = {"PATH": CHILD_PATH, "HOME": work_dir, "LANG": "C.UTF-8", "TMPDIR": work_dir}
-    env.update(language.get("env") or {})
-    return env
-
-
-def source_file_name(language: Json, source: bytes) -> str:
-    """Java wants the file named after its public class: the pattern's first group names the file."""
-    file_name: str = language["file_name"]
-    pattern = language.get("source_name_pattern")
-    if not pattern:
-        return file_name
-    match = re.search(pattern, source.decode("utf-8", errors="replace"))
-    if match is None or not re.match(SAFE_FILE_NAME, match.group(1)):
-        return file_name
-    return match.group(1) + suffix(file_name)
-
-
-def suffix(file_name: str) -> str:
-    """pathlib.PurePath(file_name).suffix."""
-    name = os.path.basename(file_name)
-    dot = name.rfind(".")
-    return name[dot:] if 0 < dot < len(name) - 1 else ""
-
-
-def stem(file_name: str) -> str:
-    """pathlib.PurePath(file_name).stem."""
-    name = os.path.basename(file_name)
-    return name[: len(name) - len(suffix(name))]
-
-
-def expand(argv: Sequence[str], *, file_name: str, memory_mb: int) -> list[str]:
-    values = {"file": file_name, "name": stem(file_name), "memory_mb": str(memory_mb)}
-    return [part.format_map(values) for part in argv]
+def _remove_entry(name: str, parent_fd: int | None) -> None:
+    try:
+        os.unlink(name, dir_fd=parent_fd)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        if exc.errno not in (errno.EISDIR, errno.EPERM):
+            return
+        _clear_directory(name, parent_fd)
+        try:
+            os.rmdir(name, dir_fd=parent_fd)
+        except OSError:
+            return
