@@ -4,6 +4,9 @@ Nothing here touches the host; `build_bwrap_argv` is a function of its inputs (g
 is set up completely, then waits on `--block-fd` for its task: the backend writes the program's files and
 `.launch` into the box, sets the limits, and only then lets `sh /box/.launch` exec the program. The same
 argv serves a sandbox started on demand and one started ahead of demand.
+
+The test cluster's node agent starts a pod's containers with the same builder: no box, the pod's volumes as
+`binds`, its own `command`, and the runner as PID 1 (`as_pid_1`), as in a container.
 """
 
 from __future__ import annotations
@@ -52,6 +55,15 @@ class HostEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class Bind:
+    """A host directory shown at `target` (after the box), read-only unless `writable`."""
+
+    source: str
+    target: str
+    writable: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class SandboxLayout:
     """Everything the argv depends on, resolved from the host beforehand (see `host_entries`)."""
 
@@ -59,11 +71,14 @@ class SandboxLayout:
     system_entries: tuple[HostEntry, ...]  # SYSTEM_DIRS that exist
     masked_dirs: tuple[str, ...]  # MASKED_DIRS that exist
     extra_entries: tuple[HostEntry, ...]  # ETC_ENTRIES and the languages' sandbox_paths that exist
-    box_source: str  # host directory shown at PROGRAM_DIR
+    box_source: str | None  # host directory shown at PROGRAM_DIR (None: no box)
     box_writable: bool  # a compile step writes its output there
     tmp_size_mb: int
     shm_size_mb: int = 8
     env: Mapping[str, str] = field(default_factory=dict)
+    binds: tuple[Bind, ...] = ()
+    command: tuple[str, ...] = (SANDBOX_SHELL, f"{PROGRAM_DIR}/{LAUNCH_FILE}")
+    as_pid_1: bool = False  # the command is the PID namespace's init, not bwrap's own
 
 
 def host_entries(paths: Sequence[str]) -> tuple[HostEntry, ...]:
@@ -99,6 +114,15 @@ def _entry_args(entries: Sequence[HostEntry]) -> list[str]:
     return argv
 
 
+def _bind_args(layout: SandboxLayout) -> list[str]:
+    argv: list[str] = []
+    if layout.box_source is not None:
+        argv += ["--bind" if layout.box_writable else "--ro-bind", layout.box_source, PROGRAM_DIR]
+    for bind in layout.binds:
+        argv += ["--bind" if bind.writable else "--ro-bind", bind.source, bind.target]
+    return argv
+
+
 def build_bwrap_argv(layout: SandboxLayout, *, block_fd: int, info_fd: int, seccomp_fd: int) -> list[str]:
     """bwrap argv: no network, no host env, read-only system, the box, and a private /tmp as the cwd."""
     argv = [
@@ -129,7 +153,9 @@ def build_bwrap_argv(layout: SandboxLayout, *, block_fd: int, info_fd: int, secc
         "--dev", "/dev",
         "--size", str(layout.shm_size_mb * 1024 * 1024), "--tmpfs", SANDBOX_SHM,
         "--perms", "01777", "--size", str(layout.tmp_size_mb * 1024 * 1024), "--tmpfs", SANDBOX_TMP,
-        "--bind" if layout.box_writable else "--ro-bind", layout.box_source, PROGRAM_DIR,
+    ]  # fmt: skip
+    argv += _bind_args(layout)
+    argv += [
         # The root and /dev are bwrap's own tmpfs: read-only, so only /tmp and /dev/shm (both capped) and a
         # compile step's box take writes.
         "--remount-ro", "/dev",
@@ -138,7 +164,7 @@ def build_bwrap_argv(layout: SandboxLayout, *, block_fd: int, info_fd: int, secc
         "--info-fd", str(info_fd),
         "--seccomp", str(seccomp_fd),
         "--block-fd", str(block_fd),
-        "--",
-        SANDBOX_SHELL, f"{PROGRAM_DIR}/{LAUNCH_FILE}",
     ]  # fmt: skip
-    return argv
+    if layout.as_pid_1:
+        argv += ["--as-pid-1"]
+    return [*argv, "--", *layout.command]
