@@ -102,9 +102,16 @@ class Settings(BaseSettings):
     k8s_cpu_request: str = "100m"
     k8s_cpu_limit: str = "500m"
     k8s_memory_request_mb: int = Field(default=128, gt=0)
+    # The runner's own memory in each container, on top of the step's (the container's limit covers both).
+    k8s_runner_overhead_mb: int = Field(default=32, gt=0)
     k8s_tmp_size_mb: int = Field(default=64, gt=0)
+    k8s_box_size_mb: int = Field(default=256, gt=0)  # the program's files: source and what compiling makes
     k8s_job_ttl_s: int = Field(default=300, ge=0)
+    # The Job's deadline: the run's own time (compile + cases x timeout) plus this (container starts, pulls).
     k8s_deadline_grace_s: float = Field(default=10.0, ge=0)
+    # How long past the run's own time, from when its first container is seen running, the service waits
+    # before it kills the Job and answers time_limit_exceeded (a runner that is frozen or gone).
+    k8s_wait_grace_s: float = Field(default=1.5, gt=0)
     k8s_quota_retry_after_s: int = Field(default=5, gt=0)
     k8s_api_max_attempts: int = Field(default=4, gt=0)
     k8s_api_backoff_s: float = Field(default=0.2, gt=0)

@@ -1,4 +1,10 @@
-"""The Kubernetes ExecutionBackend: create the Job, watch its pod, read the report, always delete."""
+"""The Kubernetes ExecutionBackend: create the Job, watch its pod, read the reports, always delete.
+
+The wait has two bounds. The caller's budget: a run cut by it is a 504 (`DeadlineExceededError`). The run's
+own time (compile + cases x timeout, `run_time_s`) plus a small grace, from when its first container is seen
+running: past it the Job is deleted and the run is answered from what is known — a runner that is frozen,
+killed or gone gives `time_limit_exceeded`, never a wait for the whole budget.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ import logging
 from functools import partial
 
 from functions.backends.kubernetes.client import create_api_client
-from functions.backends.kubernetes.job_builder import JobTemplate
+from functions.backends.kubernetes.job_builder import JobTemplate, run_time_s
 from functions.backends.kubernetes.jobs import JobOperations
 from functions.backends.kubernetes.pod_watch import BudgetExhaustedError
 from functions.backends.kubernetes.retry import RetryPolicy
@@ -23,15 +29,16 @@ CLEANUP_BUDGET_S = 3.0
 class KubernetesBackend:
     name = "kubernetes"
 
-    def __init__(self, jobs: JobOperations) -> None:
+    def __init__(self, jobs: JobOperations, *, wait_grace_s: float = 1.5) -> None:
         self.jobs = jobs
+        self.wait_grace_s = wait_grace_s
 
     def run(self, task: RunnerTask, *, budget_s: float) -> RunnerReport:
         deadline = self.jobs.clock() + budget_s
         name = self.jobs.submit(task, deadline=deadline)
         try:
-            pod, observation = self.jobs.wait(name, deadline=deadline)
-            return self.jobs.report(name, pod, observation, language_version=task.language.version)
+            waited = self.jobs.wait(name, deadline=deadline, run_time_s=run_time_s(task) + self.wait_grace_s)
+            return self.jobs.report(name, waited, task)
         except BudgetExhaustedError as exc:
             raise DeadlineExceededError(
                 f"the run did not finish within {budget_s:g} s", execution_id=task.execution_id
@@ -66,4 +73,4 @@ def create_operations(settings: Settings) -> JobOperations:
 
 
 def create_backend(settings: Settings) -> KubernetesBackend:
-    return KubernetesBackend(create_operations(settings))
+    return KubernetesBackend(create_operations(settings), wait_grace_s=settings.k8s_wait_grace_s)

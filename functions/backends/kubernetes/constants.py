@@ -20,14 +20,28 @@ EXECUTION_ID_LABEL = "code-exec/execution-id"
 DEADLINE_LABEL = "code-exec/deadline"
 # Annotation: the language version, so a report can be built from the Job alone (Step Functions poll).
 LANGUAGE_VERSION_ANNOTATION = "code-exec/language-version"
+# Job annotation (never on the pod): the judging plan (expected outputs' digests), so a run can be judged
+# from the Job alone.
+JUDGING_PLAN_ANNOTATION = "code-exec/judging-plan"
 # Set by the Job controller on every pod of a Job (Kubernetes >= 1.27).
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 
-# The one container of a runner pod and what it runs: the runner program every image places here.
-CONTAINER_NAME = "runner"
+# A runner pod: for a compiled language the init container COMPILE_CONTAINER compiles into the box, then
+# RUNNER_CONTAINER runs every case; both run the runner program every image places here, told which part
+# is theirs by PHASE_ENV. runners/runner names the same paths and variables (a unit test keeps them equal).
+RUNNER_CONTAINER = "runner"
+COMPILE_CONTAINER = "compile"
 RUNNER_COMMAND = ("python3", "/opt/runner/runner.py")
+PHASE_ENV = "RUNNER_PHASE"
+COMPILE_PHASE = "compile"
+RUN_PHASE = "run"
+BOX_VOLUME_NAME = "box"
+BOX_MOUNT_PATH = "/box"  # functions.core.protocol.PROGRAM_DIR: the program's files
 TMP_VOLUME_NAME = "tmp"
-TMP_MOUNT_PATH = "/tmp"  # noqa: S108 - the sandbox's private scratch dir, an emptyDir with a size limit
+TMP_MOUNT_PATH = "/tmp"  # noqa: S108 - the program's working directory, an emptyDir with a size limit
+STATE_VOLUME_NAME = "runner-state"
+STATE_MOUNT_PATH = "/run/code-exec"  # when the task's budget began, from the compile phase to the run phase
+STATE_SIZE_MB = 1
 
 # How the task travels in the pod's env (runners/runner reads the same names).
 TASK_CHUNKS_ENV = "RUNNER_TASK_CHUNKS"

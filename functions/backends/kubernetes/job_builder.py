@@ -1,6 +1,14 @@
 """The one pure function that turns a runner task into a hardened `V1Job` (golden-tested).
 
 No I/O and no clock: the caller passes `now_s`, so the same task and settings give the same Job.
+
+The pod: for a compiled language the init container `compile` writes the source into the `box` emptyDir
+and compiles it there, under the compile step's memory; then the container `runner` runs every case with
+the box read-only and /tmp an emptyDir, under the run step's memory. An interpreted language has only
+`runner`, which writes the source into the box itself. Each container's memory limit is its step's plus
+the runner's own overhead, so it bounds every process of the step together. Each container gets only the
+part of the task it needs: the compile phase never sees the cases' input, the run phase of a compiled
+language never sees the source. Expected outputs are never in the task.
 """
 
 from __future__ import annotations
@@ -31,25 +39,36 @@ from kubernetes.client import (
 )
 
 from functions.backends.kubernetes.constants import (
+    BOX_MOUNT_PATH,
+    BOX_VOLUME_NAME,
+    COMPILE_CONTAINER,
+    COMPILE_PHASE,
     COMPONENT_LABEL,
     COMPONENT_VALUE,
-    CONTAINER_NAME,
     DEADLINE_LABEL,
     EXECUTION_ID_LABEL,
     JOB_NAME_PREFIX,
+    JUDGING_PLAN_ANNOTATION,
     LANGUAGE_LABEL,
     LANGUAGE_VERSION_ANNOTATION,
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
+    PHASE_ENV,
+    RUN_PHASE,
     RUNNER_COMMAND,
+    RUNNER_CONTAINER,
+    STATE_MOUNT_PATH,
+    STATE_SIZE_MB,
+    STATE_VOLUME_NAME,
     TASK_CHUNK_BYTES,
     TASK_CHUNK_ENV_PREFIX,
     TASK_CHUNKS_ENV,
     TMP_MOUNT_PATH,
     TMP_VOLUME_NAME,
 )
+from functions.core.judging import JudgingPlan
 from functions.core.languages import LanguageSpec
-from functions.core.protocol import RunnerTask, TaskLimits
+from functions.core.protocol import RunnerTask, StepSpec, TaskCase
 from functions.settings import TAINT_PATTERN, Settings
 
 _DNS_LABEL_MAX = 63
@@ -72,7 +91,10 @@ class JobTemplate:
     cpu_request: str = "100m"
     cpu_limit: str = "500m"
     memory_request_mb: int = 128
+    # The runner's own memory (Python, its buffers) on top of each step's; one container holds both.
+    runner_overhead_mb: int = 32
     tmp_size_mb: int = 64
+    box_size_mb: int = 256
     job_ttl_s: int = 300
     deadline_grace_s: float = 10.0
     runtime_class_name: str | None = None
@@ -92,7 +114,9 @@ class JobTemplate:
             cpu_request=settings.k8s_cpu_request,
             cpu_limit=settings.k8s_cpu_limit,
             memory_request_mb=settings.k8s_memory_request_mb,
+            runner_overhead_mb=settings.k8s_runner_overhead_mb,
             tmp_size_mb=settings.k8s_tmp_size_mb,
+            box_size_mb=settings.k8s_box_size_mb,
             job_ttl_s=settings.k8s_job_ttl_s,
             deadline_grace_s=settings.k8s_deadline_grace_s,
             runtime_class_name=settings.k8s_runtime_class_name,
@@ -136,9 +160,25 @@ def label_value(text: str) -> str:
     return _NOT_DNS.sub("-", text.lower()).strip("-")[:_DNS_LABEL_MAX].rstrip("-")
 
 
-def active_deadline_s(limits: TaskLimits, grace_s: float) -> int:
-    """The runner enforces compile and run limits itself; the Job deadline is the backstop beyond them."""
-    return math.ceil(limits.compile_timeout_s + limits.total_budget_s + grace_s)
+def run_time_s(task: RunnerTask) -> float:
+    """How long the run may take by its own limits: the compile step and every case, within the task's
+    budget. The runner ends by then; the Job's deadline and the backend's wait are measured from it."""
+    compile_s = task.compile.timeout_s if task.compile is not None else 0.0
+    return min(task.limits.total_budget_s, compile_s + len(task.cases) * task.run.timeout_s)
+
+
+def active_deadline_s(task: RunnerTask, grace_s: float) -> int:
+    """The Job's own deadline: the run's time plus a grace for starting containers (and pulling images)."""
+    return math.ceil(run_time_s(task) + grace_s)
+
+
+def phase_tasks(task: RunnerTask) -> tuple[RunnerTask | None, RunnerTask]:
+    """(what the compile container gets, what the runner container gets): each only what its phase needs."""
+    if task.compile is None:
+        return None, task
+    compile_task = task.model_copy(update={"cases": (TaskCase(),)})  # the compiler never sees the input
+    run_task = task.model_copy(update={"source_b64": ""})  # the program is what the compile left in /box
+    return compile_task, run_task
 
 
 def encode_task_chunks(task: RunnerTask) -> list[str]:
@@ -159,15 +199,18 @@ def task_env(task: RunnerTask) -> list[V1EnvVar]:
 
 
 def decode_task_env(env: Mapping[str, str]) -> RunnerTask:
-    """The inverse of `task_env`, as the runner does it (used by tests and the test node agent)."""
+    """The inverse of `task_env`, as the runner does it (and the backend, for a Job's expectations)."""
     count = int(env[TASK_CHUNKS_ENV])
     encoded = "".join(env[f"{TASK_CHUNK_ENV_PREFIX}{index}"] for index in range(count))
     return RunnerTask.model_validate_json(base64.b64decode(encoded, validate=True))
 
 
-def build_job(task: RunnerTask, template: JobTemplate, *, now_s: float) -> V1Job:
+def build_job(
+    task: RunnerTask, template: JobTemplate, *, now_s: float, plan: JudgingPlan | None = None
+) -> V1Job:
+    """The Job of `task`; with `plan`, the Job alone says how to judge its run (the plan stays off the pod)."""
     name = job_name(task.execution_id)
-    deadline_s = active_deadline_s(task.limits, template.deadline_grace_s)
+    deadline_s = active_deadline_s(task, template.deadline_grace_s)
     # Past this instant nobody waits for the Job any more: the sweeper may delete it.
     orphan_after_s = math.ceil(now_s + deadline_s + template.deadline_grace_s)
     labels = {
@@ -177,6 +220,9 @@ def build_job(task: RunnerTask, template: JobTemplate, *, now_s: float) -> V1Job
         EXECUTION_ID_LABEL: label_value(task.execution_id),
     }
     annotations = {LANGUAGE_VERSION_ANNOTATION: task.language.version}
+    job_annotations = dict(annotations)
+    if plan is not None:
+        job_annotations[JUDGING_PLAN_ANNOTATION] = plan.model_dump_json()
     return V1Job(
         api_version="batch/v1",
         kind="Job",
@@ -184,7 +230,7 @@ def build_job(task: RunnerTask, template: JobTemplate, *, now_s: float) -> V1Job
             name=name,
             namespace=template.namespace,
             labels={**labels, DEADLINE_LABEL: str(orphan_after_s)},
-            annotations=annotations,
+            annotations=job_annotations,
         ),
         spec=V1JobSpec(
             backoff_limit=0,
@@ -199,6 +245,19 @@ def build_job(task: RunnerTask, template: JobTemplate, *, now_s: float) -> V1Job
 
 
 def _pod_spec(task: RunnerTask, template: JobTemplate) -> V1PodSpec:
+    compile_task, run_task = phase_tasks(task)
+    init_containers = None
+    if compile_task is not None and compile_task.compile is not None:
+        mounts = [_mount(BOX_VOLUME_NAME, BOX_MOUNT_PATH), _mount(STATE_VOLUME_NAME, STATE_MOUNT_PATH)]
+        compile_container = _container(
+            COMPILE_CONTAINER, COMPILE_PHASE, compile_task, compile_task.compile, mounts, template
+        )
+        init_containers = [compile_container]
+    compiled = init_containers is not None
+    mounts = [_mount(BOX_VOLUME_NAME, BOX_MOUNT_PATH, read_only=compiled)]
+    if compiled:
+        mounts.append(_mount(STATE_VOLUME_NAME, STATE_MOUNT_PATH, read_only=True))
+    runner = _container(RUNNER_CONTAINER, RUN_PHASE, run_task, run_task.run, mounts, template)
     return V1PodSpec(
         restart_policy="Never",
         service_account_name=template.service_account,
@@ -207,6 +266,8 @@ def _pod_spec(task: RunnerTask, template: JobTemplate) -> V1PodSpec:
         host_network=False,
         host_pid=False,
         host_ipc=False,
+        # Each container's processes see only their own: the runner is PID 1 of its container.
+        share_process_namespace=False,
         runtime_class_name=template.runtime_class_name,
         # Only on the nodes set aside for untrusted code (and of the images' architecture), when configured.
         node_selector=dict(template.node_selector) or None,
@@ -220,24 +281,41 @@ def _pod_spec(task: RunnerTask, template: JobTemplate) -> V1PodSpec:
             fs_group=template.runner_gid,
             seccomp_profile=V1SeccompProfile(type="RuntimeDefault"),
         ),
-        containers=[_container(task, template)],
-        volumes=[
-            V1Volume(
-                name=TMP_VOLUME_NAME,
-                empty_dir=V1EmptyDirVolumeSource(size_limit=f"{template.tmp_size_mb}Mi"),
-            )
-        ],
+        init_containers=init_containers,
+        containers=[runner],
+        volumes=_volumes(template, compiled=compiled),
     )
 
 
-def _container(task: RunnerTask, template: JobTemplate) -> V1Container:
-    memory_limit_mb = task.language.sandbox_memory_mb(task.limits.memory_limit_mb)
+def _volumes(template: JobTemplate, *, compiled: bool) -> list[V1Volume]:
+    sizes = {BOX_VOLUME_NAME: template.box_size_mb, TMP_VOLUME_NAME: template.tmp_size_mb}
+    if compiled:
+        sizes[STATE_VOLUME_NAME] = STATE_SIZE_MB
+    return [
+        V1Volume(name=name, empty_dir=V1EmptyDirVolumeSource(size_limit=f"{size_mb}Mi"))
+        for name, size_mb in sizes.items()
+    ]
+
+
+def _mount(name: str, path: str, *, read_only: bool = False) -> V1VolumeMount:
+    return V1VolumeMount(name=name, mount_path=path, read_only=read_only or None)
+
+
+def _container(  # noqa: PLR0917 - one container: its name, phase, task, step, volumes and the template
+    name: str,
+    phase: str,
+    task: RunnerTask,
+    step: StepSpec,
+    mounts: list[V1VolumeMount],
+    template: JobTemplate,
+) -> V1Container:
+    memory_limit_mb = step.memory_mb + template.runner_overhead_mb
     return V1Container(
-        name=CONTAINER_NAME,
+        name=name,
         image=image_for(task.language, template),
         image_pull_policy="IfNotPresent",
         command=list(RUNNER_COMMAND),
-        env=[V1EnvVar(name="TMPDIR", value=TMP_MOUNT_PATH), *task_env(task)],
+        env=[V1EnvVar(name=PHASE_ENV, value=phase), *task_env(task)],
         resources=V1ResourceRequirements(
             requests={
                 "cpu": template.cpu_request,
@@ -255,6 +333,6 @@ def _container(task: RunnerTask, template: JobTemplate) -> V1Container:
             capabilities=V1Capabilities(drop=["ALL"]),
             seccomp_profile=V1SeccompProfile(type="RuntimeDefault"),
         ),
-        volume_mounts=[V1VolumeMount(name=TMP_VOLUME_NAME, mount_path=TMP_MOUNT_PATH)],
+        volume_mounts=[*mounts, _mount(TMP_VOLUME_NAME, TMP_MOUNT_PATH)],
         termination_message_policy="FallbackToLogsOnError",
     )

@@ -21,33 +21,34 @@ from kubernetes.client import ApiClient, BatchV1Api, CoreV1Api, V1Job, V1Pod
 from kubernetes.client.exceptions import ApiException
 
 from functions.backends.kubernetes.constants import (
-    CONTAINER_NAME,
+    COMPILE_CONTAINER,
     DEADLINE_LABEL,
     JOB_NAME_LABEL,
-    LANGUAGE_VERSION_ANNOTATION,
+    JUDGING_PLAN_ANNOTATION,
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
+    RUNNER_CONTAINER,
 )
-from functions.backends.kubernetes.job_builder import JobTemplate, build_job
+from functions.backends.kubernetes.job_builder import JobTemplate, build_job, decode_task_env
 from functions.backends.kubernetes.pod_state import (
     DEADLINE_EXCEEDED,
-    OOM_KILLED,
+    ContainerEnd,
     PodObservation,
     PodPhase,
     job_failure_reason,
     memory_limit_mb,
     observe_pod,
 )
-from functions.backends.kubernetes.pod_watch import MIN_REQUEST_TIMEOUT_S, PodWatcher
-from functions.backends.kubernetes.report import assemble_report, parse_report
+from functions.backends.kubernetes.pod_watch import MIN_REQUEST_TIMEOUT_S, PodWatcher, WaitResult
+from functions.backends.kubernetes.report import ContainerFacts, PodFacts, assemble_report
 from functions.backends.kubernetes.retry import ApiErrorKind, RetryPolicy
 from functions.core.errors import BackendUnavailableError, NotFoundError
+from functions.core.judging import JudgingPlan
 from functions.core.protocol import RunnerReport, RunnerTask
+from functions.core.report_checks import ReportExpectations, max_report_bytes
 
 logger = logging.getLogger(__name__)
 
-# A report of 64 test cases with two capped streams each stays far below this.
-MAX_LOG_BYTES = 32 * 1024 * 1024
 _NOT_FOUND = frozenset({ApiErrorKind.NOT_FOUND})
 
 
@@ -120,9 +121,12 @@ class JobOperations:
         """Monotonic seconds: the clock every `deadline` here is measured on."""
         return self._retry.clock()
 
-    def submit(self, task: RunnerTask, *, deadline: float | None = None) -> str:
-        """Create the Job; idempotent, since the name derives from the execution id."""
-        job = build_job(task, self._template, now_s=self._wall_clock())
+    def submit(
+        self, task: RunnerTask, *, deadline: float | None = None, plan: JudgingPlan | None = None
+    ) -> str:
+        """Create the Job; idempotent, since the name derives from the execution id. With `plan`, the Job
+        alone says how to judge the run (`judging_plan`), as an asynchronous caller needs."""
+        job = build_job(task, self._template, now_s=self._wall_clock(), plan=plan)
         name = str(job.metadata.name)  # type: ignore[union-attr]  # build_job always sets metadata
         try:
             self._retry.call(
@@ -137,9 +141,9 @@ class JobOperations:
             logger.info("job already exists (an earlier create went through)", extra={"job": name})
         return name
 
-    def wait(self, name: str, *, deadline: float) -> tuple[V1Pod, PodObservation]:
-        """Watch the Job's pod until it ends or can never start (see `PodWatcher`)."""
-        return self._connected().watcher.wait(name, deadline=deadline)
+    def wait(self, name: str, *, deadline: float, run_time_s: float | None = None) -> WaitResult:
+        """Watch the Job's pod until it ends, can never start, or outlives `run_time_s` (`PodWatcher`)."""
+        return self._connected().watcher.wait(name, deadline=deadline, run_time_s=run_time_s)
 
     def status(self, name: str) -> JobStatus:
         job = self._read_job(name)
@@ -154,50 +158,79 @@ class JobOperations:
         )
 
     def result(self, name: str) -> RunnerReport | None:
-        """The run's report once it has finished, else None."""
+        """The run's report from the Job alone once it has finished, else None."""
         job = self._read_job(name)
         pod = self._newest_pod(name)
         observation = observe_pod(pod) if pod is not None else PodObservation(PodPhase.GONE)
         if not observation.finished or (pod is None and job_failure_reason(job, now=self._now()) is None):
             return None
-        return self.report(name, pod, observation, job=job)
+        return self.report(name, WaitResult(pod, observation), job_task(job), job=job)
+
+    def judging_plan(self, name: str) -> JudgingPlan | None:
+        """The plan `submit` stored on the Job, if any."""
+        annotations = _annotations(self._read_job(name))
+        plan = annotations.get(JUDGING_PLAN_ANNOTATION)
+        return JudgingPlan.model_validate_json(plan) if plan else None
 
     def report(
-        self,
-        name: str,
-        pod: V1Pod | None,
-        observation: PodObservation,
-        *,
-        job: V1Job | None = None,
-        language_version: str | None = None,
+        self, name: str, waited: WaitResult, task: RunnerTask, *, job: V1Job | None = None
     ) -> RunnerReport:
-        """What the runner wrote, completed from pod and Job status; raises for a pod that never started."""
+        """What the runners wrote, completed from the pod's and the Job's status; raises for a pod that
+        never started or was deleted by someone else."""
+        observation = waited.observation
         if observation.phase is PodPhase.UNSTARTABLE:
             raise _unstartable(observation)
-        log = None
-        if observation.phase is PodPhase.TERMINATED and observation.pod_name:
-            log = self._read_log(observation.pod_name)
-        report = parse_report(log) if log else None
-        needs_job = job is None and (
-            language_version is None or (report is None and observation.reason != OOM_KILLED)
+        expectations = ReportExpectations(
+            case_count=len(task.cases),
+            compiled=task.compile is not None,
+            output_limit_bytes=task.limits.output_limit_bytes,
         )
-        if needs_job:
-            with contextlib.suppress(NotFoundError):  # deleted under us: explained below as a lost pod
-                job = self._read_job(name)
-        if language_version is None:
-            annotations = (job.metadata.annotations if job and job.metadata else None) or {}
-            language_version = annotations.get(LANGUAGE_VERSION_ANNOTATION, "")
-        failure = job_failure_reason(job, now=self._now()) if job is not None else None
-        if observation.phase is PodPhase.GONE and failure != DEADLINE_EXCEEDED:
-            # Not our deadline: someone deleted the pod (node drain, preemption, a cancel).
+        compile_facts = self._container(
+            waited, COMPILE_CONTAINER, observation.compile, expectations, compiled=True
+        )
+        runner_facts = self._container(
+            waited, RUNNER_CONTAINER, observation.runner, expectations, compiled=False
+        )
+        out_of_time = waited.out_of_time or self._deadline_exceeded(name, observation, job)
+        if observation.phase is PodPhase.GONE and not out_of_time:
+            # Not a deadline: someone deleted the pod (node drain, preemption, a cancel).
             raise BackendUnavailableError("the runner pod was deleted before it finished")
         return assemble_report(
-            observation,
-            report,
-            job_failure=failure,
-            language_version=language_version,
-            memory_limit_mb=memory_limit_mb(pod),
+            PodFacts(
+                execution_id=task.execution_id,
+                expectations=expectations,
+                compile=compile_facts if expectations.compiled else None,
+                runner=runner_facts,
+                out_of_time=out_of_time,
+                language_version=task.language.version,
+            )
         )
+
+    def _container(
+        self,
+        waited: WaitResult,
+        name: str,
+        end: ContainerEnd | None,
+        expectations: ReportExpectations,
+        *,
+        compiled: bool,
+    ) -> ContainerFacts:
+        pod_name = waited.observation.pod_name
+        log = None
+        if end is not None and pod_name:
+            part = expectations.model_copy(
+                update={"compiled": compiled, "case_count": 0 if compiled else expectations.case_count}
+            )
+            log = self._read_log(pod_name, name, max_report_bytes(part) + 1)
+        return ContainerFacts(name=name, end=end, log=log, memory_limit_mb=memory_limit_mb(waited.pod, name))
+
+    def _deadline_exceeded(self, name: str, observation: PodObservation, job: V1Job | None) -> bool:
+        if observation.reason == DEADLINE_EXCEEDED:
+            return True
+        if job is None:
+            with contextlib.suppress(NotFoundError):  # deleted under us: explained as a lost pod
+                job = self._read_job(name)
+        return job is not None and job_failure_reason(job, now=self._now()) == DEADLINE_EXCEEDED
 
     def cancel(self, name: str, *, deadline: float | None = None) -> None:
         """Delete the Job and, in the background, its pods; a Job already gone is fine."""
@@ -265,7 +298,9 @@ class JobOperations:
             default=None,
         )
 
-    def _read_log(self, pod_name: str) -> bytes | None:
+    def _read_log(self, pod_name: str, container: str, limit_bytes: int) -> bytes | None:
+        """At most `limit_bytes` of one container's log: a report longer than any honest one is refused
+        unread (its first bytes are enough to tell)."""
         try:
             # With _preload_content=False the client returns the raw urllib3 response (its annotation says
             # str): the bytes are read as they are, never through the client's deserializer.
@@ -276,8 +311,8 @@ class JobOperations:
                     lambda: self._connected().core.read_namespaced_pod_log(
                         pod_name,
                         self._namespace,
-                        container=CONTAINER_NAME,
-                        limit_bytes=MAX_LOG_BYTES,
+                        container=container,
+                        limit_bytes=limit_bytes,
                         _preload_content=False,
                         _request_timeout=self._request_timeout_s,
                     ),
@@ -287,7 +322,7 @@ class JobOperations:
         except ApiException:
             return None  # the pod is gone, and its log with it
         try:
-            return response.data
+            return response.read(limit_bytes)
         finally:
             response.release_conn()
 
@@ -298,6 +333,23 @@ class JobOperations:
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._wall_clock(), tz=UTC)
+
+
+def job_task(job: V1Job) -> RunnerTask:
+    """The task as the Job's runner container carries it (cases, limits; the source only when interpreted)."""
+    spec = job.spec.template.spec if job.spec and job.spec.template else None
+    containers = spec.containers if spec is not None else []
+    runner = next((container for container in containers if container.name == RUNNER_CONTAINER), None)
+    if runner is None:
+        raise BackendUnavailableError("the Job has no runner container")
+    try:
+        return decode_task_env({var.name: var.value or "" for var in runner.env or []})
+    except (KeyError, ValueError) as exc:
+        raise BackendUnavailableError(f"the Job's runner container carries no readable task: {exc}") from exc
+
+
+def _annotations(job: V1Job) -> dict[str, str]:
+    return (job.metadata.annotations if job.metadata else None) or {}
 
 
 def _unstartable(observation: PodObservation) -> BackendUnavailableError:

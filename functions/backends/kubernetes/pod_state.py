@@ -9,7 +9,7 @@ from enum import StrEnum
 
 from kubernetes.client import V1ContainerStatus, V1Job, V1Pod
 
-from functions.backends.kubernetes.constants import CONTAINER_NAME
+from functions.backends.kubernetes.constants import COMPILE_CONTAINER, RUNNER_CONTAINER
 
 # Waiting reasons that never resolve by waiting longer: the image or the container spec is broken.
 UNSTARTABLE_REASONS = frozenset(
@@ -29,20 +29,35 @@ _MEBI = re.compile(r"^(\d+)Mi$")
 
 class PodPhase(StrEnum):
     PENDING = "pending"  # not scheduled or not started yet
-    RUNNING = "running"
-    TERMINATED = "terminated"  # the runner container ended (or the pod failed as a whole)
-    UNSTARTABLE = "unstartable"  # the container can never start (image pull, config)
+    RUNNING = "running"  # a container of it runs (the compile init container, or the runner)
+    TERMINATED = "terminated"  # the runner container ended, the compile container failed, or the pod did
+    UNSTARTABLE = "unstartable"  # a container can never start (image pull, config)
     GONE = "gone"  # the pod was deleted before it ended (deadline kill, someone's cancel)
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerEnd:
+    """How one container ended, as its status says."""
+
+    exit_code: int
+    reason: str | None = None  # Completed, Error, OOMKilled, ...
+    message: str = ""
+    wall_time_s: float = 0.0
+
+    @property
+    def oom_killed(self) -> bool:
+        return self.reason == OOM_KILLED
 
 
 @dataclass(frozen=True, slots=True)
 class PodObservation:
     phase: PodPhase
     pod_name: str | None = None
-    exit_code: int | None = None
-    reason: str | None = None
+    reason: str | None = None  # the pod's, or the unstartable container's waiting reason
     message: str = ""
-    wall_time_s: float = 0.0
+    started: bool = False  # a container of it has started: the run's own clock runs
+    compile: ContainerEnd | None = None
+    runner: ContainerEnd | None = None
 
     @property
     def finished(self) -> bool:
@@ -53,31 +68,32 @@ def observe_pod(pod: V1Pod, *, deleted: bool = False) -> PodObservation:
     """Classify one pod snapshot; `deleted` is true for a watch DELETED event."""
     name = pod.metadata.name if pod.metadata else None
     status = pod.status
-    container = _runner_status(pod)
-    if container is not None and container.state is not None:
-        waiting = container.state.waiting
+    statuses = _statuses(pod)
+    for container in statuses.values():
+        waiting = container.state.waiting if container.state else None
         if waiting is not None and waiting.reason in UNSTARTABLE_REASONS:
-            return PodObservation(
-                PodPhase.UNSTARTABLE, name, reason=waiting.reason, message=waiting.message or ""
-            )
-        terminated = container.state.terminated
-        if terminated is not None:
-            return PodObservation(
-                PodPhase.TERMINATED,
-                name,
-                exit_code=terminated.exit_code,
-                reason=terminated.reason,
-                message=terminated.message or "",
-                wall_time_s=_seconds_between(terminated.started_at, terminated.finished_at),
-            )
-    if status is not None and status.phase in {"Succeeded", "Failed"}:
-        # The pod ended without a container state (evicted, node lost, pod-level deadline).
-        return PodObservation(PodPhase.TERMINATED, name, reason=status.reason, message=status.message or "")
-    if deleted:
-        return PodObservation(PodPhase.GONE, name, reason="Deleted")
-    if status is not None and status.phase == "Running":
-        return PodObservation(PodPhase.RUNNING, name)
-    return PodObservation(PodPhase.PENDING, name)
+            return PodObservation(PodPhase.UNSTARTABLE, name, waiting.reason, waiting.message or "")
+    compile_end = _end(statuses.get(COMPILE_CONTAINER))
+    runner_end = _end(statuses.get(RUNNER_CONTAINER))
+    started = any(_started(container) for container in statuses.values())
+    ended = runner_end is not None or (compile_end is not None and compile_end.exit_code != 0)
+    # Without a container's end, a pod that ended anyway was evicted, lost its node, or hit its deadline.
+    if ended or (status is not None and status.phase in {"Succeeded", "Failed"}):
+        phase = PodPhase.TERMINATED
+    elif deleted:
+        phase = PodPhase.GONE
+    else:
+        phase = PodPhase.RUNNING if started else PodPhase.PENDING
+    reason = "Deleted" if phase is PodPhase.GONE else (status.reason if status else None)
+    return PodObservation(
+        phase,
+        name,
+        reason=reason,
+        message=(status.message if status else None) or "",
+        started=started,
+        compile=compile_end,
+        runner=runner_end,
+    )
 
 
 def job_failure_reason(job: V1Job, *, now: datetime) -> str | None:
@@ -98,20 +114,41 @@ def job_failure_reason(job: V1Job, *, now: datetime) -> str | None:
     return None
 
 
-def memory_limit_mb(pod: V1Pod | None) -> int:
-    """The runner container's memory limit in MiB as we wrote it (`<n>Mi`), else 0."""
-    if pod is None or pod.spec is None:
-        return 0
-    for container in pod.spec.containers:
-        if container.name == CONTAINER_NAME and container.resources and container.resources.limits:
+def memory_limit_mb(pod: V1Pod | None, container_name: str) -> int:
+    """A container's memory limit in MiB as we wrote it (`<n>Mi`), else 0."""
+    spec = pod.spec if pod is not None else None
+    containers = [*(spec.init_containers or []), *spec.containers] if spec is not None else []
+    for container in containers:
+        if container.name == container_name and container.resources and container.resources.limits:
             match = _MEBI.match(str(container.resources.limits.get("memory", "")))
             return int(match.group(1)) if match else 0
     return 0
 
 
-def _runner_status(pod: V1Pod) -> V1ContainerStatus | None:
-    statuses = (pod.status.container_statuses if pod.status else None) or []
-    return next((status for status in statuses if status.name == CONTAINER_NAME), None)
+def _statuses(pod: V1Pod) -> dict[str, V1ContainerStatus]:
+    status = pod.status
+    every = [
+        *((status.init_container_statuses or []) if status else []),
+        *((status.container_statuses or []) if status else []),
+    ]
+    return {container.name: container for container in every}
+
+
+def _started(container: V1ContainerStatus) -> bool:
+    state = container.state
+    return state is not None and (state.running is not None or state.terminated is not None)
+
+
+def _end(container: V1ContainerStatus | None) -> ContainerEnd | None:
+    terminated = container.state.terminated if container is not None and container.state else None
+    if terminated is None:
+        return None
+    return ContainerEnd(
+        exit_code=terminated.exit_code,
+        reason=terminated.reason,
+        message=terminated.message or "",
+        wall_time_s=_seconds_between(terminated.started_at, terminated.finished_at),
+    )
 
 
 def _seconds_between(start: datetime | None, end: datetime | None) -> float:

@@ -1,83 +1,135 @@
-"""Pod log + pod/Job status -> the run's RunnerReport: what the runner wrote, completed by what it couldn't see."""
+"""A pod's container logs and statuses -> the run's one RunnerReport. Pure.
+
+Each container's log is one report of facts, written by the runner (PID 1 of that container): the compile
+container's holds the compile step, the runner container's every case. Each log is untrusted input: it is
+bounded and checked by `functions.core.report_checks.parse_report` before anything of it is used. What the
+runner could not write down — a container killed for memory or at the run's deadline — comes from the
+container's status, through `functions.core.process_facts`, the one reading of such kills.
+"""
 
 from __future__ import annotations
 
-from pydantic import ValidationError
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-from functions.backends.kubernetes.pod_state import DEADLINE_EXCEEDED, OOM_KILLED, PodObservation
-from functions.core.protocol import RunnerReport
-from functions.core.results import killed_sandbox_report
-from functions.core.verdicts import TIMEOUT_EXIT_CODE, Verdict
+from functions.backends.kubernetes.pod_state import ContainerEnd
+from functions.core.process_facts import killed_from_outside, with_oom_evidence
+from functions.core.protocol import ProcessReport, RunnerReport, error_report
+from functions.core.report_checks import (
+    ReportExpectations,
+    ReportRejectedError,
+    compile_succeeded,
+    parse_report,
+)
 
-_OOM_EXIT_CODE = 137  # 128 + SIGKILL, what a container runtime reports for an OOM kill
-
-
-def parse_report(log: bytes) -> RunnerReport | None:
-    """The runner's one JSON document; tolerate stray lines around it (pods/log merges stderr)."""
-    text = log.decode("utf-8", errors="replace").strip()
-    if not text:
-        return None
-    candidates = [text, *(line for line in reversed(text.splitlines()) if line.lstrip().startswith("{"))]
-    for candidate in candidates:
-        try:
-            return RunnerReport.model_validate_json(candidate)
-        except ValidationError:
-            continue
-    return None
+logger = logging.getLogger(__name__)
 
 
-def assemble_report(
-    observation: PodObservation,
-    report: RunnerReport | None,
-    *,
-    job_failure: str | None,
-    language_version: str,
-    memory_limit_mb: int,
-) -> RunnerReport:
-    if observation.reason == OOM_KILLED:
-        if report is None:
-            return killed_sandbox_report(
-                language_version,
-                verdict=Verdict.MEMORY_LIMIT_EXCEEDED,
-                exit_code=_OOM_EXIT_CODE,
-                wall_time_s=observation.wall_time_s,
-                memory_kb=memory_limit_mb * 1024,
-                note=f"the sandbox exceeded its memory limit ({memory_limit_mb} MiB) and was killed",
+@dataclass(frozen=True, slots=True)
+class ContainerFacts:
+    """One container of the pod, as far as the cluster knows it."""
+
+    name: str
+    end: ContainerEnd | None  # None: it never ended (killed with its pod, or still running when cut)
+    log: bytes | None
+    memory_limit_mb: int
+
+
+@dataclass(frozen=True, slots=True)
+class PodFacts:
+    execution_id: str
+    expectations: ReportExpectations  # of the whole run
+    compile: ContainerFacts | None  # None for a language that does not compile
+    runner: ContainerFacts
+    out_of_time: bool  # the run's deadline passed: the Job's, or the service's own wait
+    language_version: str = ""  # shown when no report names one
+
+
+def assemble_report(facts: PodFacts) -> RunnerReport:
+    """The compile container's facts, then (if it succeeded) the runner container's, as one report."""
+    compile_step = None
+    language_version = ""
+    if facts.compile is not None:
+        expectations = facts.expectations.model_copy(update={"case_count": 0})
+        part = _part(facts, facts.compile, expectations)
+        if part.internal_error is not None or part.compile is None:
+            return _named(part, facts.language_version)
+        compile_step, language_version = part.compile, part.language_version
+        if not compile_succeeded(compile_step):
+            return RunnerReport(
+                language_version=language_version or facts.language_version, compile=compile_step
             )
-        return _sigkills_as_oom(report)
-    if report is not None:
-        return report
-    if DEADLINE_EXCEEDED in (job_failure, observation.reason):
-        return killed_sandbox_report(
-            language_version,
-            verdict=Verdict.TIME_LIMIT_EXCEEDED,
-            exit_code=TIMEOUT_EXIT_CODE,
-            wall_time_s=observation.wall_time_s,
-            memory_kb=0,
-            note="the run exceeded its deadline and was killed",
-        )
-    detail = ", ".join(
-        part
-        for part in (
-            f"exit code {observation.exit_code}" if observation.exit_code is not None else "",
-            observation.reason or "",
-            job_failure or "",
-            observation.message.strip()[:200],
-        )
-        if part
-    )
+    part = _part(facts, facts.runner, facts.expectations.model_copy(update={"compiled": False}))
+    if part.internal_error is not None:
+        return _named(part, language_version or facts.language_version)
     return RunnerReport(
-        language_version=language_version,
-        internal_error=f"the runner ended without a report ({detail or observation.phase})",
+        language_version=language_version or part.language_version or facts.language_version,
+        compile=compile_step,
+        cases=part.cases,
     )
 
 
-def _sigkills_as_oom(report: RunnerReport) -> RunnerReport:
-    """The container cgroup OOM-killed the program; the runner saw only a SIGKILL."""
-    cases = [
-        case.model_copy(update={"verdict": Verdict.MEMORY_LIMIT_EXCEEDED})
-        if case.verdict is Verdict.RUNTIME_ERROR and case.signal == "SIGKILL"
-        else case
-        for case in report.cases
-    ]
-    return report.model_copy(update={"cases": cases})
+def _part(facts: PodFacts, container: ContainerFacts, expectations: ReportExpectations) -> RunnerReport:
+    """What one container reports: its runner's report, completed by its end, or facts from its end alone."""
+    end = container.end
+    if container.log:
+        try:
+            report = parse_report(container.log, expectations)
+        except ReportRejectedError as exc:
+            logger.warning(
+                "report rejected",
+                extra={"execution_id": facts.execution_id, "container": container.name, "reason": str(exc)},
+            )
+            if not _killed(facts, end):
+                return error_report(f"the {container.name} container's report was refused: {exc}")
+        else:
+            return _with_oom(report) if end is not None and end.oom_killed else report
+    if _killed(facts, end):
+        return _killed_report(container, expectations)
+    return error_report(f"the {container.name} container ended without a report ({_describe(end)})")
+
+
+def _killed(facts: PodFacts, end: ContainerEnd | None) -> bool:
+    return (end is not None and end.oom_killed) or facts.out_of_time
+
+
+def _killed_report(container: ContainerFacts, expectations: ReportExpectations) -> RunnerReport:
+    """A container killed before its runner could report: for memory (OOMKilled) or at the run's deadline."""
+    end = container.end
+    oom_killed = end is not None and end.oom_killed
+    killed = killed_from_outside(
+        timed_out=not oom_killed,
+        oom_killed=oom_killed,
+        wall_time_s=end.wall_time_s if end is not None else 0.0,
+        memory_kb=container.memory_limit_mb * 1024 if oom_killed else 0,
+    )
+    if expectations.compiled:
+        return RunnerReport(compile=killed)
+    return RunnerReport(cases=[killed] * expectations.case_count)
+
+
+def _with_oom(report: RunnerReport) -> RunnerReport:
+    """The container was OOMKilled yet its runner reported (a node that kills one process, not the group)."""
+    if report.internal_error is not None:
+        return report
+    if report.compile is not None:
+        (compile_step,) = with_oom_evidence([report.compile])
+        return report.model_copy(update={"compile": compile_step})
+    cases: Sequence[ProcessReport] = with_oom_evidence(list(report.cases))
+    return report.model_copy(update={"cases": list(cases)})
+
+
+def _named(report: RunnerReport, language_version: str) -> RunnerReport:
+    return (
+        report
+        if report.language_version
+        else report.model_copy(update={"language_version": language_version})
+    )
+
+
+def _describe(end: ContainerEnd | None) -> str:
+    if end is None:
+        return "it never ended"
+    parts = [f"exit code {end.exit_code}", end.reason or "", end.message.strip()[:200]]
+    return ", ".join(part for part in parts if part)
