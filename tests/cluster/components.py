@@ -89,7 +89,7 @@ def scheduler_argv(bin_dir: Path, pki: Path, kubeconfig: Path, port: int) -> lis
     return _api_client_component_argv(binary, pki, kubeconfig, port, cert_stem="scheduler", extra=[])
 
 
-def node_agent_argv(pki: Path, kubeconfig: Path, port: int) -> list[str]:
+def node_agent_argv(pki: Path, kubeconfig: Path, port: int, state_dir: Path) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -99,4 +99,5 @@ def node_agent_argv(pki: Path, kubeconfig: Path, port: int) -> list[str]:
         f"--port={port}",
         f"--tls-cert={pki / 'node-agent-serving.crt'}",
         f"--tls-key={pki / 'node-agent-serving.key'}",
+        f"--state-dir={state_dir}",
     ]

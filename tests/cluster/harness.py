@@ -169,6 +169,11 @@ def api_client_for(kubeconfig: Path) -> client.ApiClient:
     return api_client
 
 
+def node_state_dir(state_dir: Path) -> Path:
+    """Where the node agent writes what tests may read (the host pid of each container)."""
+    return state_dir / "node"
+
+
 def _node_ready(api: client.CoreV1Api) -> bool:
     try:
         node = api.read_node(NODE_NAME)
@@ -206,7 +211,9 @@ def _start_components(launcher: _Launcher, bin_dir: Path, identities: dict[str, 
         check = processes.https_ok(f"https://127.0.0.1:{port}/healthz", tls)
         processes.wait_until(record, check, "healthz", COMPONENT_READY_TIMEOUT_S)
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    agent_argv = components.node_agent_argv(pki, kubeconfigs["node-agent"], free_port())
+    agent_argv = components.node_agent_argv(
+        pki, kubeconfigs["node-agent"], free_port(), node_state_dir(state_dir)
+    )
     agent = launcher.launch("node-agent", agent_argv, env=env)
     with api_client_for(kubeconfigs["admin"]) as admin:
         core = client.CoreV1Api(admin)

@@ -1,19 +1,24 @@
-"""Node agent: a TEST STAND-IN for the kubelet, running pods of the test cluster in the local sandbox.
+"""Node agent: a TEST STAND-IN for the kubelet, running the pods of the test cluster in bubblewrap containers.
 
 It is not a kubelet and does not try to be one. It does just what the Job backend relies on:
 - registers a Node (capacity, InternalIP 127.0.0.1, kubelet port) and removes the not-ready taint that
   admission puts on every new Node (there is no node-lifecycle controller to do it);
 - watches the pods bound to it; maps each container's image to a language (last path segment without tag
-  == language.json `image`) and runs that language's runner with the container's literal env (the task
-  arrives as RUNNER_TASK_CHUNKS / RUNNER_TASK_i) in the local sandbox, under the container's memory limit;
-  the image's entrypoint is always the runner, so command/args are not interpreted;
+  == language.json `image`) and runs the container as `containers.ContainerRuntime` does: its command and
+  literal env, the pod's emptyDir volumes (host dirs shared by the pod's containers) at their mount paths,
+  its memory limit, the `RuntimeDefault` seccomp profile, the runner as PID 1, one host uid per pod;
+- runs init containers one after the other before the main one; a failed init container fails the pod
+  and the main container never starts (restartPolicy Never), as a kubelet does;
 - reports what a kubelet would: waiting ErrImagePull for an image no language uses,
-  CreateContainerConfigError for env it cannot resolve, Running with start time, then terminated with
-  exit code, reason Completed/Error/OOMKilled and finish time, phase Succeeded/Failed; DeadlineExceeded
-  when the pod's own activeDeadlineSeconds passes;
+  CreateContainerConfigError for env or volumes it cannot provide, Pending with the running init container
+  (main containers PodInitializing), Running with start time, then terminated with exit code, reason
+  Completed/Error/OOMKilled and finish time in initContainerStatuses/containerStatuses, phase
+  Succeeded/Failed; DeadlineExceeded when the pod's own activeDeadlineSeconds passes;
 - on pod deletion (Job deleted, deadline, TTL) kills the run and removes the pod (grace period 0), as the
   kubelet does once containers are gone;
-- serves container logs (node_logs) so `pods/log` works through the apiserver.
+- serves container logs (node_logs) so `pods/log` works through the apiserver;
+- for tests that must freeze a runner from outside (as a stalled node would), writes each container's host
+  pid to `<state dir>/pids/<namespace>/<pod>/<container>`.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import signal
 import sys
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,9 +43,18 @@ from typing import Any
 import urllib3
 from kubernetes import client, config, utils, watch
 
-from functions.backends.local.sandbox import SandboxOutcome, run_runner_sandboxed
+from functions.backends.kubernetes.constants import RUNNER_COMMAND
+from functions.backends.local.boxes import make_private_dir
+from functions.backends.local.uids import UidLease
 from functions.core.languages import LanguageSpec, load_registry
 from functions.settings import get_settings
+from tests.cluster.containers import (
+    RUNTIME_PIDS,
+    ContainerOutcome,
+    ContainerRuntime,
+    ContainerSpec,
+    Mount,
+)
 from tests.cluster.node_logs import LogStore, serve_logs
 
 logger = logging.getLogger("node-agent")
@@ -49,14 +64,18 @@ NOT_READY_TAINT = "node.kubernetes.io/not-ready"
 DEFAULT_RUN_CAP_S = 3600.0
 WATCH_TIMEOUT_S = 60
 SHUTDOWN_JOIN_S = 10.0
-KILLED_EXIT_CODE = 137
 STRATEGIC_MERGE = "application/strategic-merge-patch+json"
 # The label a kubelet gives its Node (Go's GOARCH names), so a pod's arch selector schedules here.
 NODE_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
+VOLUME_MODE = 0o777  # an emptyDir: writable by the pod's uid, whichever host uid backs it
 
 
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _timestamp(epoch_s: float) -> str:
+    return datetime.datetime.fromtimestamp(epoch_s, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def image_repository(image: str) -> str:
@@ -64,15 +83,14 @@ def image_repository(image: str) -> str:
     return image.rsplit("/", 1)[-1].split("@", 1)[0].split(":", 1)[0]
 
 
-def _conditions(*, ready: bool, reason: str | None = None) -> list[dict[str, Any]]:
-    status = "True" if ready else "False"
+def _conditions(*, initialized: bool, ready: bool, reason: str | None = None) -> list[dict[str, Any]]:
     now = _now()
-    ready_condition: dict[str, Any] = {"type": "Ready", "status": status, "lastTransitionTime": now}
+    ready_condition: dict[str, Any] = {"type": "Ready", "status": str(ready), "lastTransitionTime": now}
     if reason:
         ready_condition["reason"] = reason
     return [
-        {"type": "Initialized", "status": "True", "lastTransitionTime": now},
-        {"type": "ContainersReady", "status": status, "lastTransitionTime": now},
+        {"type": "Initialized", "status": str(initialized), "lastTransitionTime": now},
+        {"type": "ContainersReady", "status": str(ready), "lastTransitionTime": now},
         ready_condition,
     ]
 
@@ -81,9 +99,7 @@ def _conditions(*, ready: bool, reason: str | None = None) -> list[dict[str, Any
 class ContainerPlan:
     name: str
     image: str
-    language: LanguageSpec
-    env: dict[str, str]
-    memory_limit_mb: int
+    spec: ContainerSpec
 
 
 @dataclass(frozen=True)
@@ -95,7 +111,9 @@ class PodView:
     uid: str
     phase: str
     deleting: bool
+    init_containers: tuple[client.V1Container, ...]
     containers: tuple[client.V1Container, ...]
+    volumes: tuple[client.V1Volume, ...]
     active_deadline_s: int | None
 
     @classmethod
@@ -107,13 +125,42 @@ class PodView:
             uid=meta.uid or "",
             phase=(pod.status.phase if pod.status else None) or "Pending",
             deleting=meta.deletion_timestamp is not None,
+            init_containers=tuple(spec.init_containers or ()) if spec else (),
             containers=tuple(spec.containers) if spec else (),
+            volumes=tuple(spec.volumes or ()) if spec else (),
             active_deadline_s=spec.active_deadline_seconds if spec else None,
         )
 
 
+def _status(plan: ContainerPlan | client.V1Container, uid: str, state: dict[str, Any]) -> dict[str, Any]:
+    name, image = plan.name, plan.image or ""
+    running = "running" in state
+    return {
+        "name": name,
+        "image": image,
+        "imageID": f"code-exec-node-agent://{image}",
+        "containerID": f"code-exec-node-agent://{uid}/{name}",
+        "ready": running,
+        "started": running,
+        "restartCount": 0,
+        "state": state,
+    }
+
+
+def _terminated(plan: ContainerPlan, outcome: ContainerOutcome, uid: str) -> dict[str, Any]:
+    exit_code = outcome.exit_code
+    reason = "OOMKilled" if outcome.oom_killed else ("Completed" if exit_code == 0 else "Error")
+    terminated = {
+        "exitCode": exit_code,
+        "reason": reason,
+        "startedAt": _timestamp(outcome.started_at_s),
+        "finishedAt": _timestamp(outcome.finished_at_s),
+    }
+    return _status(plan, uid, {"terminated": terminated})
+
+
 class PodRun:
-    """One pod on this node: runs its containers one after the other in a worker thread."""
+    """One pod on this node: its init containers, then its containers, one after the other, in a thread."""
 
     def __init__(self, agent: NodeAgent, pod: PodView) -> None:
         self.agent = agent
@@ -123,6 +170,7 @@ class PodRun:
         self.pod = pod
         self.cancel = threading.Event()
         self.thread = threading.Thread(target=self._run, name=f"pod-{self.name}", daemon=True)
+        self.volumes_dir = agent.volumes_dir / uuid.uuid4().hex
         # Removal is owed exactly once: by the worker if it is still running, else by the watcher.
         self._lock = threading.Lock()
         self._finished = False
@@ -143,37 +191,37 @@ class PodRun:
     def _plan(self, container: client.V1Container) -> ContainerPlan | dict[str, Any]:
         """What to run, or the waiting state a kubelet would report instead."""
         image = container.image or ""
-        language = self.agent.languages.get(image_repository(image))
-        if language is None:
+        if self.agent.languages.get(image_repository(image)) is None:
             message = f"image {container.image!r} matches no runners/*/language.json 'image' on this node"
             return {"waiting": {"reason": "ErrImagePull", "message": message}}
         if any(var.value_from is not None for var in container.env or []):
             message = "the node agent runs only containers whose env values are literals"
             return {"waiting": {"reason": "CreateContainerConfigError", "message": message}}
+        volumes = {volume.name: volume for volume in self.pod.volumes}
+        mounts = []
+        for mount in container.volume_mounts or []:
+            volume = volumes.get(mount.name)
+            if volume is None or volume.empty_dir is None:
+                message = f"volume {mount.name!r}: the node agent provides emptyDir volumes only"
+                return {"waiting": {"reason": "CreateContainerConfigError", "message": message}}
+            mounts.append(Mount(self.volumes_dir / mount.name, mount.mount_path, bool(mount.read_only)))
         limits = (container.resources.limits if container.resources else None) or {}
         memory = limits.get("memory")
         memory_mb = get_settings().default_memory_limit_mb
         if memory:
             memory_mb = math.ceil(utils.parse_quantity(memory) / 2**20)  # type: ignore[no-untyped-call]
-        env = {var.name: var.value or "" for var in container.env or []}
-        return ContainerPlan(container.name, image, language, env, memory_mb)
-
-    def _container_status(self, name: str, image: str, state: dict[str, Any]) -> dict[str, Any]:
-        running = "running" in state
-        return {
-            "name": name,
-            "image": image,
-            "imageID": f"code-exec-node-agent://{image}",
-            "containerID": f"code-exec-node-agent://{self.uid}/{name}",
-            "ready": running,
-            "started": running,
-            "restartCount": 0,
-            "state": state,
-        }
+        spec = ContainerSpec(
+            command=tuple(container.command or RUNNER_COMMAND),  # the images' entrypoint is the runner
+            env={var.name: var.value or "" for var in container.env or []},
+            mounts=tuple(mounts),
+            memory_limit_mb=memory_mb,
+            max_pids=get_settings().max_processes + RUNTIME_PIDS,
+        )
+        return ContainerPlan(container.name, image, spec)
 
     def _run(self) -> None:
         try:
-            self._run_containers()
+            self._run_pod()
         except client.ApiException as exc:
             if exc.status != 404:  # the pod went away under us: nothing left to report
                 logger.exception("pod %s/%s", self.namespace, self.name)
@@ -182,17 +230,19 @@ class PodRun:
             with contextlib.suppress(client.ApiException):
                 self._patch_status({"phase": "Failed", "reason": "NodeAgentError", "message": str(exc)})
         finally:
+            shutil.rmtree(self.volumes_dir, ignore_errors=True)
             with self._lock:
                 self._finished = True
                 remove = self._removal_requested
             if remove:
                 self.agent.remove_pod(self.namespace, self.name, self.uid)
 
-    def _run_containers(self) -> None:
-        plans = [self._plan(container) for container in self.pod.containers]
+    def _run_pod(self) -> None:
+        every = (*self.pod.init_containers, *self.pod.containers)
+        plans = [self._plan(container) for container in every]
         waiting = [
-            self._container_status(c.name, c.image or "", plan)
-            for c, plan in zip(self.pod.containers, plans, strict=True)
+            _status(container, self.uid, plan)
+            for container, plan in zip(every, plans, strict=True)
             if not isinstance(plan, ContainerPlan)
         ]
         if waiting:
@@ -200,63 +250,90 @@ class PodRun:
             self._patch_status({"phase": "Pending", "containerStatuses": waiting})
             return
         runnable = [plan for plan in plans if isinstance(plan, ContainerPlan)]
-        started_at = _now()
+        for volume in self.pod.volumes:
+            make_private_dir(self.volumes_dir / volume.name, VOLUME_MODE)
+        lease = self.agent.runtime.host.uids.lease()  # one host uid for every container of the pod
+        try:
+            self._run_containers(
+                runnable[: len(self.pod.init_containers)], runnable[len(self.pod.init_containers) :], lease
+            )
+        finally:
+            lease.release()
+
+    def _run_containers(
+        self, inits: list[ContainerPlan], mains: list[ContainerPlan], lease: UidLease
+    ) -> None:
         started_s = self.agent.clock()
-        running = {"running": {"startedAt": started_at}}
-        self._patch_status(
-            {
-                "phase": "Running",
-                "startTime": started_at,
-                "hostIP": "127.0.0.1",
-                "podIP": "127.0.0.1",
-                "conditions": _conditions(ready=True),
-                "containerStatuses": [self._container_status(p.name, p.image, running) for p in runnable],
-            }
-        )
         deadline_s = self.pod.active_deadline_s
         budget_s = float(deadline_s) if deadline_s else DEFAULT_RUN_CAP_S
-        statuses: list[dict[str, Any]] = []
-        deadline_exceeded = False
-        for plan in runnable:
+        self._patch_status({"startTime": _now(), "hostIP": "127.0.0.1", "podIP": "127.0.0.1"})
+        done: list[dict[str, Any]] = []
+        for index, plan in enumerate([*inits, *mains]):
+            initializing = index < len(inits)
+            self._report_running(inits, mains, done, initializing=initializing)
             remaining_s = max(budget_s - (self.agent.clock() - started_s), 0.001)
-            outcome = self._run_one(plan, remaining_s)
-            deadline_exceeded = deadline_exceeded or (outcome.timed_out and deadline_s is not None)
-            statuses.append(self._terminated(plan, outcome, started_at))
-            if self.cancel.is_set() or deadline_exceeded:
-                break
-        self._report_end(statuses, deadline_exceeded=deadline_exceeded)
+            outcome = self._run_one(plan, lease, remaining_s)
+            done.append(_terminated(plan, outcome, self.uid))
+            deadline_exceeded = outcome.stopped and deadline_s is not None and not self.cancel.is_set()
+            if outcome.exit_code != 0 or self.cancel.is_set() or deadline_exceeded:
+                self._report_end(inits, mains, done, deadline_exceeded=deadline_exceeded)
+                return
+        self._report_end(inits, mains, done, deadline_exceeded=False)
 
-    def _run_one(self, plan: ContainerPlan, wall_timeout_s: float) -> SandboxOutcome:
+    def _report_running(
+        self,
+        inits: list[ContainerPlan],
+        mains: list[ContainerPlan],
+        done: list[dict[str, Any]],
+        *,
+        initializing: bool,
+    ) -> None:
+        running = {"running": {"startedAt": _now()}}
+        statuses = [*done, _status([*inits, *mains][len(done)], self.uid, running)]
+        pending = {"waiting": {"reason": "PodInitializing"}}
+        self._patch_status(
+            {
+                "phase": "Pending" if initializing else "Running",
+                "conditions": _conditions(initialized=not initializing, ready=not initializing),
+                "initContainerStatuses": statuses[: len(inits)],
+                "containerStatuses": statuses[len(inits) :]
+                or [_status(plan, self.uid, pending) for plan in mains],
+            }
+        )
+
+    def _run_one(self, plan: ContainerPlan, lease: UidLease, timeout_s: float) -> ContainerOutcome:
         key = (self.namespace, self.name, plan.name)
         self.agent.logs.open(key, self.uid)
-        outcome = run_runner_sandboxed(
-            language=plan.language,
-            runner_env=plan.env,
-            stdin=None,
-            memory_limit_mb=plan.memory_limit_mb,
-            max_processes=get_settings().max_processes,
-            wall_timeout_s=wall_timeout_s,
+        outcome = self.agent.runtime.run(
+            plan.spec,
+            lease,
+            timeout_s=timeout_s,
             cancel=self.cancel,
+            on_start=lambda pid: self.agent.record_pid(self.namespace, self.name, plan.name, pid),
         )
-        # A kubelet on cgroup v2 (memory.oom.group) kills the whole container on an OOM: no report survives.
-        self.agent.logs.finish(key, b"" if outcome.oom_killed else outcome.stdout + outcome.stderr)
+        self.agent.logs.finish(key, outcome.log)
         return outcome
 
-    def _terminated(self, plan: ContainerPlan, outcome: SandboxOutcome, started_at: str) -> dict[str, Any]:
-        killed = outcome.cancelled or outcome.timed_out or outcome.oom_killed
-        exit_code = KILLED_EXIT_CODE if killed else outcome.exit_code
-        reason = "OOMKilled" if outcome.oom_killed else ("Completed" if exit_code == 0 else "Error")
-        terminated = {"exitCode": exit_code, "reason": reason, "startedAt": started_at, "finishedAt": _now()}
-        return self._container_status(plan.name, plan.image, {"terminated": terminated})
-
-    def _report_end(self, statuses: list[dict[str, Any]], *, deadline_exceeded: bool) -> None:
-        succeeded = all(s["state"]["terminated"]["exitCode"] == 0 for s in statuses) and not (
-            self.cancel.is_set() or deadline_exceeded
+    def _report_end(
+        self,
+        inits: list[ContainerPlan],
+        mains: list[ContainerPlan],
+        done: list[dict[str, Any]],
+        *,
+        deadline_exceeded: bool,
+    ) -> None:
+        succeeded = len(done) == len(inits) + len(mains) and all(
+            status["state"]["terminated"]["exitCode"] == 0 for status in done
         )
+        never_ran = {"waiting": {"reason": "PodInitializing"}}
+        mains_done = done[len(inits) :] or [_status(plan, self.uid, never_ran) for plan in mains]
         status: dict[str, Any] = {
             "phase": "Succeeded" if succeeded else "Failed",
-            "conditions": _conditions(ready=False, reason="PodCompleted"),
-            "containerStatuses": statuses,
+            "conditions": _conditions(
+                initialized=len(done) >= len(inits), ready=False, reason="PodCompleted"
+            ),
+            "initContainerStatuses": done[: len(inits)],
+            "containerStatuses": mains_done,
         }
         if deadline_exceeded:
             status["reason"] = "DeadlineExceeded"
@@ -265,11 +342,19 @@ class PodRun:
 
 
 class NodeAgent:
-    def __init__(self, api: client.CoreV1Api, node_name: str, port: int, runners_dir: Path) -> None:
+    def __init__(
+        self, api: client.CoreV1Api, node_name: str, port: int, runtime: ContainerRuntime, state_dir: Path
+    ) -> None:
         self.api = api
         self.node_name = node_name
         self.port = port
-        self.languages = {spec.image: spec for spec in load_registry(runners_dir).all()}
+        self.runtime = runtime
+        self.languages: dict[str, LanguageSpec] = {
+            spec.image: spec for spec in load_registry(runtime.runner_dir.parent).all()
+        }
+        self.state_dir = state_dir
+        # emptyDir volumes, where the pods' host uids can reach them (not under the 0700 state dir).
+        self.volumes_dir = make_private_dir(get_settings().data_dir / "node-agent" / str(os.getpid()), 0o711)
         self.logs = LogStore()
         self.clock = time.monotonic
         self.stopping = threading.Event()
@@ -317,6 +402,11 @@ class NodeAgent:
         )
 
     # --- Pods -------------------------------------------------------------------------------------
+    def record_pid(self, namespace: str, pod: str, container: str, pid: int) -> None:
+        path = self.state_dir / "pids" / namespace / pod / container
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(str(pid), encoding="ascii")
+
     def patch_pod_status(self, namespace: str, name: str, uid: str, status: dict[str, Any]) -> None:
         body = {"metadata": {"uid": uid}, "status": status}  # uid: never patch a namesake pod
         self.api.patch_namespaced_pod_status(name, namespace, body, _content_type=STRATEGIC_MERGE)
@@ -397,12 +487,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", required=True, type=int, help="log endpoint port (the Node's kubelet port)")
     parser.add_argument("--tls-cert", required=True, type=Path)
     parser.add_argument("--tls-key", required=True, type=Path)
-    parser.add_argument("--runners-dir", type=Path, default=get_settings().runners_dir)
+    parser.add_argument("--state-dir", required=True, type=Path, help="where the agent writes container pids")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(threadName)s %(message)s")
 
     api = client.CoreV1Api(config.new_client_from_config(config_file=str(args.kubeconfig)))  # type: ignore[no-untyped-call]
-    agent = NodeAgent(api, args.node_name, args.port, args.runners_dir)
+    agent = NodeAgent(
+        api, args.node_name, args.port, ContainerRuntime.from_settings(get_settings()), args.state_dir
+    )
     server = serve_logs(agent.logs, args.port, args.tls_cert, args.tls_key)
     agent.register_node()
     stop = threading.Event()
@@ -411,9 +503,10 @@ def main(argv: list[str] | None = None) -> int:
     threading.Thread(target=agent.watch_pods, name="watch", daemon=True).start()
     logger.info("node %s ready, logs on https://127.0.0.1:%d", args.node_name, args.port)
     stop.wait()
-    # Kill every sandbox before exiting: no run may outlive the agent.
+    # Kill every container before exiting: no run may outlive the agent.
     agent.shutdown()
     server.shutdown()
+    shutil.rmtree(agent.volumes_dir, ignore_errors=True)
     return 0
 
 

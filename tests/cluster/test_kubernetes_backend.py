@@ -22,8 +22,7 @@ from functions.core.errors import NotFoundError
 from functions.core.languages import load_registry
 from functions.core.models import ExecuteRequest
 from functions.core.protocol import RunnerTask, b64decode
-from functions.core.spec import build_task
-from functions.core.verdicts import Verdict
+from functions.core.spec import prepare_run
 from functions.settings import Settings
 from functions.wiring import sync_policy
 from tests.cluster.manifests import TEST_IMAGE_REGISTRY
@@ -89,14 +88,10 @@ def test_budget_exhausted_is_504_with_the_execution_id_and_the_job_deleted(
 # --- the operations the Step Functions workflow calls: submit, status, result, cancel -----------------------
 
 
-def _task(code: str, **limits: Any) -> RunnerTask:
+def _task(code: str, **fields: Any) -> RunnerTask:
     settings = Settings()
-    task = build_task(
-        ExecuteRequest(language="python", code=code, encoding="text"),
-        load_registry(settings.runners_dir),
-        sync_policy(settings),
-    )
-    return task.model_copy(update={"limits": task.limits.model_copy(update=limits)}) if limits else task
+    request = ExecuteRequest(language="python", code=code, encoding="text", **fields)
+    return prepare_run(request, load_registry(settings.runners_dir), sync_policy(settings)).task
 
 
 def test_submit_status_result_cancel(
@@ -110,13 +105,11 @@ def test_submit_status_result_cancel(
     assert jobs.result(name) is None
     # When its pod has ended
     wait_pod_terminated(client.CoreV1Api(admin_api_client), cluster_namespace, name, timeout_s=60)
-    # Then it is finished and the result is the runner's report
+    # Then it is finished and the result, from the Job alone, is the runner's facts
     assert jobs.status(name).state is RunState.FINISHED
     report = jobs.result(name)
     assert report is not None
-    assert [(case.verdict, b64decode(case.stdout_b64)) for case in report.cases] == [
-        (Verdict.ACCEPTED, b"done\n")
-    ]
+    assert [(case.exit_code, b64decode(case.stdout.data_b64)) for case in report.cases] == [(0, b"done\n")]
     # And cancel deletes it, twice without complaint
     jobs.cancel(name)
     jobs.cancel(name)
@@ -127,22 +120,22 @@ def test_submit_status_result_cancel(
 def test_job_deadline_is_time_limit_exceeded(
     deployment: Deployment, cluster_namespace: str, admin_api_client: client.ApiClient
 ) -> None:
-    # Given a Job whose own deadline (compile 0.5 s + budget 1 s, no grace -> 2 s) is far shorter than the
-    # program's time limit, so Kubernetes, not the runner, ends it
+    # Given a Job whose own deadline (its run time 1 s, no grace) is shorter than the program's sleep, the
+    # run's budget (1 s) cut so the runner itself would stop it only at the same moment
     api_client = deployment.backends[-1].jobs.api_client
     jobs = JobOperations(
         lambda: api_client,
         JobTemplate(namespace=cluster_namespace, image_registry=TEST_IMAGE_REGISTRY, deadline_grace_s=0),
         RetryPolicy(),
     )
-    name = jobs.submit(
-        _task("import time\ntime.sleep(60)", timeout_s=20, compile_timeout_s=0.5, total_budget_s=1)
-    )
+    task = _task("import time\ntime.sleep(60)", timeout=20)
+    task = task.model_copy(update={"limits": task.limits.model_copy(update={"total_budget_s": 1})})
+    name = jobs.submit(task)
     # When the Job controller fails it for its deadline
     failed = wait_job_finished(client.BatchV1Api(admin_api_client), cluster_namespace, name, timeout_s=60)
     assert job_condition(failed, "Failed") is not None
-    # Then its result is time_limit_exceeded, as the runner reports a timeout
+    # Then its result, from the Job alone, says the case was killed at its deadline
     report = jobs.result(name)
     assert report is not None
-    assert [(case.verdict, case.exit_code) for case in report.cases] == [(Verdict.TIME_LIMIT_EXCEEDED, 124)]
+    assert [(case.timed_out, case.signal) for case in report.cases] == [(True, 9)]
     jobs.cancel(name)

@@ -27,7 +27,7 @@ from functions.backends.kubernetes.constants import DEADLINE_LABEL
 from functions.backends.kubernetes.job_builder import JobTemplate, build_job
 from functions.core.languages import load_registry
 from functions.core.models import ExecuteRequest
-from functions.core.spec import build_task
+from functions.core.spec import prepare_run
 from functions.settings import Settings
 from functions.wiring import sync_policy
 from tests.cluster import manifests
@@ -216,7 +216,7 @@ def full_namespace(
         registry = load_registry(settings.runners_dir)
         request = ExecuteRequest(language="python", code="import time\ntime.sleep(60)", encoding="text")
         filler = build_job(
-            build_task(request, registry, sync_policy(settings)),
+            prepare_run(request, registry, sync_policy(settings)).task,
             JobTemplate(namespace=name),
             now_s=time.time(),
         )
@@ -275,7 +275,7 @@ def test_sweeper_removes_an_orphaned_job(
     request = ExecuteRequest(
         language="python", code="import time\ntime.sleep(60)", encoding="text", timeout=20
     )
-    task = build_task(request, load_registry(settings.runners_dir), sync_policy(settings))
+    task = prepare_run(request, load_registry(settings.runners_dir), sync_policy(settings)).task
     name = deployment.backends[-1].jobs.submit(task)
     batch = client.BatchV1Api(admin_api_client)
     metadata = batch.read_namespaced_job(name, cluster_namespace).metadata

@@ -16,9 +16,11 @@ import pytest
 from kubernetes import client
 
 from functions.core.languages import load_registry
-from functions.core.protocol import RunnerReport, RunnerTask, TaskCase, TaskLimits, b64decode, b64encode
-from functions.core.verdicts import Verdict
+from functions.core.models import ExecuteRequest
+from functions.core.protocol import RunnerReport, RunnerTask, b64decode
+from functions.core.spec import prepare_run
 from functions.settings import get_settings
+from functions.wiring import sync_policy
 from tests.cluster.harness import ClusterInfo
 from tests.cluster.manifests import TEST_IMAGE_REGISTRY
 from tests.cluster.waits import job_condition, wait_for, wait_gone, wait_job_finished, wait_pod_terminated
@@ -30,22 +32,12 @@ RUNNER_IMAGE = f"{TEST_IMAGE_REGISTRY}/code-exec-runner-python:test"
 
 
 def runner_task(source: str, *, timeout_s: float = 5.0, memory_limit_mb: int = 128) -> RunnerTask:
-    language = load_registry(get_settings().runners_dir).get("python")
-    return RunnerTask(
-        execution_id=f"smoke-{uuid.uuid4().hex[:8]}",
-        language=language,
-        source_b64=b64encode(source.encode()),
-        cases=(TaskCase(),),
-        limits=TaskLimits(
-            timeout_s=timeout_s,
-            compile_timeout_s=10.0,
-            total_budget_s=timeout_s + 10.0,
-            memory_limit_mb=memory_limit_mb,
-            output_limit_bytes=64 * 1024,
-            max_processes=16,
-            max_file_size_bytes=1024 * 1024,
-        ),
+    """A python task as the service prepares it (the expected outputs stay behind in its judging plan)."""
+    settings = get_settings()
+    request = ExecuteRequest(
+        language="python", code=source, encoding="text", timeout=timeout_s, memory_limit_mb=memory_limit_mb
     )
+    return prepare_run(request, load_registry(settings.runners_dir), sync_policy(settings)).task
 
 
 def task_env(task: RunnerTask, chunk_chars: int) -> list[dict[str, str]]:
@@ -67,11 +59,12 @@ def hardened_job(
     image: str = RUNNER_IMAGE,
 ) -> client.V1Job:
     """A Job hardened as the service builds them (PSA `restricted`, the admission policy: our service account,
-    no token, read-only root, limits; no retries)."""
+    no token, read-only root, limits; no retries), with the runner container of an interpreted language: the
+    program's box and /tmp as emptyDirs."""
     container = {
         "name": "runner",
         "image": image,
-        "env": task_env(task, chunk_chars),
+        "env": [{"name": "RUNNER_PHASE", "value": "run"}, *task_env(task, chunk_chars)],
         "resources": {
             "requests": {"cpu": "100m", "memory": memory},
             "limits": {"cpu": "500m", "memory": memory},
@@ -82,7 +75,7 @@ def hardened_job(
             "runAsNonRoot": True,
             "capabilities": {"drop": ["ALL"]},
         },
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        "volumeMounts": [{"name": "box", "mountPath": "/box"}, {"name": "tmp", "mountPath": "/tmp"}],
     }
     spec: dict[str, Any] = {
         "backoffLimit": 0,
@@ -99,7 +92,10 @@ def hardened_job(
                     "seccompProfile": {"type": "RuntimeDefault"},
                 },
                 "containers": [container],
-                "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
+                "volumes": [
+                    {"name": "box", "emptyDir": {"sizeLimit": "16Mi"}},
+                    {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+                ],
             },
         },
     }
@@ -195,8 +191,8 @@ def test_hardened_job_runs_the_runner_and_reports_through_pod_log(
     assert phase(pod) == "Succeeded"
     assert terminated_state(pod) == (0, "Completed")
     assert report.internal_error is None
-    assert report.cases[0].verdict == Verdict.ACCEPTED
-    assert b64decode(report.cases[0].stdout_b64) == b"Hello, World!\n"
+    assert (report.cases[0].exit_code, report.cases[0].signal) == (0, None)
+    assert b64decode(report.cases[0].stdout.data_b64) == b"Hello, World!\n"
     finished = wait_job_finished(admin_batch, cluster_namespace, job_name, WAIT_S)
     assert job_condition(finished, "Complete") is not None
 
@@ -208,13 +204,9 @@ def test_hardened_job_runs_the_runner_and_reports_through_pod_log(
 def test_container_killed_for_memory_fails_the_job_as_oomkilled(
     cluster_namespace: str, admin_batch: client.BatchV1Api, admin_core: client.CoreV1Api, job_name: str
 ) -> None:
-    from functions.backends.local.sandbox import default_sandbox_config
-
-    if default_sandbox_config().cgroups is None:
-        pytest.skip("no writable memory cgroup on this host: the sandbox cannot OOM-kill")
     # Given a program allocating far beyond its container's 64Mi limit (the task's own limit is higher)
     source = "block = bytearray(400 * 1024 * 1024)\nprint(len(block))"
-    job = hardened_job(job_name, runner_task(source, memory_limit_mb=1024), memory="64Mi")
+    job = hardened_job(job_name, runner_task(source, memory_limit_mb=512), memory="64Mi")
 
     # When the Job runs
     admin_batch.create_namespaced_job(cluster_namespace, job)
@@ -257,7 +249,7 @@ def test_active_deadline_fails_the_job_and_kills_its_pod(
     cluster_namespace: str, admin_batch: client.BatchV1Api, admin_core: client.CoreV1Api, job_name: str
 ) -> None:
     # Given a program that sleeps far longer than the Job's activeDeadlineSeconds
-    task = runner_task("import time\ntime.sleep(120)", timeout_s=120)
+    task = runner_task("import time\ntime.sleep(120)", timeout_s=20)
     admin_batch.create_namespaced_job(cluster_namespace, hardened_job(job_name, task, active_deadline_s=2))
 
     # When the deadline passes
@@ -361,4 +353,4 @@ def test_controller_identity_runs_a_job_end_to_end(
     print(f"controller round trip (create, watch, log, delete): {time.monotonic() - started_s:.2f} s")
 
     # Then every step was allowed and the result is the program's output
-    assert b64decode(report.cases[0].stdout_b64) == b"42\n"
+    assert b64decode(report.cases[0].stdout.data_b64) == b"42\n"
