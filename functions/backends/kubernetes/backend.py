@@ -1,8 +1,8 @@
 """The Kubernetes ExecutionBackend: create the Job, watch its pod, read the reports, always delete.
 
 The wait has two bounds. The caller's budget: a run cut by it is a 504 (`DeadlineExceededError`). The run's
-own time (compile + cases x timeout, `run_time_s`) plus a small grace, from when its first container is seen
-running: past it the Job is deleted and the run is answered from what is known — a runner that is frozen,
+own time plus a small grace, per container from when it is seen running (the compile step's timeout; every
+case's): past it the Job is deleted and the run is answered from what is known — a runner that is frozen,
 killed or gone gives `time_limit_exceeded`, never a wait for the whole budget.
 """
 
@@ -12,7 +12,7 @@ import logging
 from functools import partial
 
 from functions.backends.kubernetes.client import create_api_client
-from functions.backends.kubernetes.job_builder import JobTemplate, run_time_s
+from functions.backends.kubernetes.job_builder import JobTemplate, container_times_s
 from functions.backends.kubernetes.jobs import JobOperations
 from functions.backends.kubernetes.pod_watch import BudgetExhaustedError
 from functions.backends.kubernetes.retry import RetryPolicy
@@ -37,7 +37,10 @@ class KubernetesBackend:
         deadline = self.jobs.clock() + budget_s
         name = self.jobs.submit(task, deadline=deadline)
         try:
-            waited = self.jobs.wait(name, deadline=deadline, run_time_s=run_time_s(task) + self.wait_grace_s)
+            times_s = {
+                container: time_s + self.wait_grace_s for container, time_s in container_times_s(task).items()
+            }
+            waited = self.jobs.wait(name, deadline=deadline, container_times_s=times_s)
             return self.jobs.report(name, waited, task)
         except BudgetExhaustedError as exc:
             raise DeadlineExceededError(

@@ -160,11 +160,20 @@ def label_value(text: str) -> str:
     return _NOT_DNS.sub("-", text.lower()).strip("-")[:_DNS_LABEL_MAX].rstrip("-")
 
 
+def container_times_s(task: RunnerTask) -> dict[str, float]:
+    """How long each container may run by the task's own limits: the compile step, and every case, each
+    within the task's budget. Its runner ends by then."""
+    budget_s = task.limits.total_budget_s
+    times = {RUNNER_CONTAINER: min(budget_s, len(task.cases) * task.run.timeout_s)}
+    if task.compile is not None:
+        times[COMPILE_CONTAINER] = min(budget_s, task.compile.timeout_s)
+    return times
+
+
 def run_time_s(task: RunnerTask) -> float:
-    """How long the run may take by its own limits: the compile step and every case, within the task's
-    budget. The runner ends by then; the Job's deadline and the backend's wait are measured from it."""
-    compile_s = task.compile.timeout_s if task.compile is not None else 0.0
-    return min(task.limits.total_budget_s, compile_s + len(task.cases) * task.run.timeout_s)
+    """How long the whole run may take by its own limits: the compile step and every case, within the
+    task's budget. The Job's deadline is measured from it."""
+    return min(task.limits.total_budget_s, sum(container_times_s(task).values()))
 
 
 def active_deadline_s(task: RunnerTask, grace_s: float) -> int:

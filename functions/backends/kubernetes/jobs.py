@@ -10,7 +10,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -141,9 +141,12 @@ class JobOperations:
             logger.info("job already exists (an earlier create went through)", extra={"job": name})
         return name
 
-    def wait(self, name: str, *, deadline: float, run_time_s: float | None = None) -> WaitResult:
-        """Watch the Job's pod until it ends, can never start, or outlives `run_time_s` (`PodWatcher`)."""
-        return self._connected().watcher.wait(name, deadline=deadline, run_time_s=run_time_s)
+    def wait(
+        self, name: str, *, deadline: float, container_times_s: Mapping[str, float] | None = None
+    ) -> WaitResult:
+        """Watch the Job's pod until it ends, can never start, or a container outlives its time
+        (`PodWatcher`)."""
+        return self._connected().watcher.wait(name, deadline=deadline, container_times_s=container_times_s)
 
     def status(self, name: str) -> JobStatus:
         job = self._read_job(name)

@@ -55,7 +55,7 @@ class PodObservation:
     pod_name: str | None = None
     reason: str | None = None  # the pod's, or the unstartable container's waiting reason
     message: str = ""
-    started: bool = False  # a container of it has started: the run's own clock runs
+    running: str | None = None  # the container that runs now (the compile, then the runner)
     compile: ContainerEnd | None = None
     runner: ContainerEnd | None = None
 
@@ -75,7 +75,8 @@ def observe_pod(pod: V1Pod, *, deleted: bool = False) -> PodObservation:
             return PodObservation(PodPhase.UNSTARTABLE, name, waiting.reason, waiting.message or "")
     compile_end = _end(statuses.get(COMPILE_CONTAINER))
     runner_end = _end(statuses.get(RUNNER_CONTAINER))
-    started = any(_started(container) for container in statuses.values())
+    running = next((name for name, container in statuses.items() if _running(container)), None)
+    started = running is not None or any(_end(container) for container in statuses.values())
     ended = runner_end is not None or (compile_end is not None and compile_end.exit_code != 0)
     # Without a container's end, a pod that ended anyway was evicted, lost its node, or hit its deadline.
     if ended or (status is not None and status.phase in {"Succeeded", "Failed"}):
@@ -90,7 +91,7 @@ def observe_pod(pod: V1Pod, *, deleted: bool = False) -> PodObservation:
         name,
         reason=reason,
         message=(status.message if status else None) or "",
-        started=started,
+        running=running,
         compile=compile_end,
         runner=runner_end,
     )
@@ -134,9 +135,8 @@ def _statuses(pod: V1Pod) -> dict[str, V1ContainerStatus]:
     return {container.name: container for container in every}
 
 
-def _started(container: V1ContainerStatus) -> bool:
-    state = container.state
-    return state is not None and (state.running is not None or state.terminated is not None)
+def _running(container: V1ContainerStatus) -> bool:
+    return container.state is not None and container.state.running is not None
 
 
 def _end(container: V1ContainerStatus | None) -> ContainerEnd | None:

@@ -2,8 +2,10 @@
 
 A dropped watch resumes from the last resourceVersion it delivered; an expired one (410 Gone) lists again.
 Two clocks bound the wait: the caller's budget (`deadline`: past it, `BudgetExhaustedError`) and the run's
-own time (`run_time_s`, counted from when a container of the pod is first seen running: past it the run is
-`out_of_time`, whatever its runner is doing). Every request is bounded by the nearer of the two.
+own time: each container has its time (`container_times_s`: the compile step's, or every case's), counted
+from when it is first seen running; past it the run is `out_of_time`, whatever its runner is doing. Between
+two containers (the cluster starting the next one) only the caller's budget runs. Every request is bounded
+by the nearer of the two.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from kubernetes.client import CoreV1Api, V1Pod
@@ -39,9 +42,10 @@ class WaitResult:
 
 @dataclass(slots=True)
 class _Progress:
-    """What the wait has seen so far; the run's own deadline is set once a container has started."""
+    """What the wait has seen so far; the run's own deadline is the running container's."""
 
-    run_time_s: float | None
+    container_times_s: Mapping[str, float]
+    deadlines: dict[str, float] = field(default_factory=dict)  # per container, from when it was seen running
     run_deadline: float | None = None
     last: WaitResult = field(default_factory=lambda: WaitResult(None, PodObservation(PodPhase.PENDING)))
 
@@ -50,7 +54,7 @@ class _Progress:
 
 
 class _Started(Exception):  # noqa: N818 - control flow: restart the watch with the run's own deadline
-    """A container started: the watch goes on bounded by the run's own deadline."""
+    """A container started: the watch goes on bounded by its deadline."""
 
 
 class PodWatcher:
@@ -59,11 +63,13 @@ class PodWatcher:
         self._namespace = namespace
         self._retry = retry
 
-    def wait(self, job_name: str, *, deadline: float, run_time_s: float | None = None) -> WaitResult:
-        """The pod once it has ended or can never start, or `out_of_time` once it ran longer than
-        `run_time_s`; `BudgetExhaustedError` at the (monotonic) `deadline`."""
+    def wait(
+        self, job_name: str, *, deadline: float, container_times_s: Mapping[str, float] | None = None
+    ) -> WaitResult:
+        """The pod once it has ended or can never start, or `out_of_time` once a container ran longer than
+        its time; `BudgetExhaustedError` at the (monotonic) `deadline`."""
         selector = f"{JOB_NAME_LABEL}={job_name}"
-        progress = _Progress(run_time_s)
+        progress = _Progress(container_times_s or {})
         resource_version: str | None = None
         failures = 0
         while True:
@@ -106,13 +112,20 @@ class PodWatcher:
         return None
 
     def _seen(self, progress: _Progress, pod: V1Pod, *, deleted: bool) -> WaitResult | None:
-        """The result once `pod` has ended; raises _Started when it is the first sign of a container."""
+        """The result once `pod` has ended; raises _Started when the run's own deadline changes (a container
+        started, or ended and the next has not started yet)."""
         observation = observe_pod(pod, deleted=deleted)
         progress.last = WaitResult(pod, observation)
         if observation.finished:
             return progress.last
-        if observation.started and progress.run_deadline is None and progress.run_time_s is not None:
-            progress.run_deadline = self._retry.clock() + progress.run_time_s
+        running = observation.running
+        run_deadline = progress.deadlines.get(running) if running else None
+        if running is not None and running in progress.container_times_s and run_deadline is None:
+            run_deadline = progress.deadlines[running] = (
+                self._retry.clock() + progress.container_times_s[running]
+            )
+        if run_deadline != progress.run_deadline:
+            progress.run_deadline = run_deadline
             raise _Started
         return None
 
