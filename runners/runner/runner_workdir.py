@@ -65,10 +65,6 @@ def write_new_file(directory: str, name: str, data: bytes, mode: int) -> None:
 def _clear_directory(name: str, parent_fd: int | None) -> None:
     fd = os.open(name, DIRECTORY_FLAGS, dir_fd=parent_fd)
     try:
-        try:  # noqa: SIM105 - contextlib is one more import on every start
-            os.fchmod(fd, PRIVATE_DIR_MODE)  # a dir the program made unwritable to keep its files
-        except OSError:
-            pass  # not ours (a mount point): writable as it is
         with os.scandir(fd) as entries:
             names = [entry.name for entry in entries]
         for child in names:
@@ -78,6 +74,7 @@ def _clear_directory(name: str, parent_fd: int | None) -> None:
 
 
 def _remove_entry(name: str, parent_fd: int | None) -> None:
+    """Remove one entry; a failure leaves it and goes on with the rest."""
     try:
         os.unlink(name, dir_fd=parent_fd)
     except FileNotFoundError:
@@ -85,8 +82,16 @@ def _remove_entry(name: str, parent_fd: int | None) -> None:
     except OSError as exc:
         if exc.errno not in (errno.EISDIR, errno.EPERM):
             return
+    else:
+        return
+    # A directory (unlink removes a link itself, never what it points at). Nothing of the program runs any
+    # more, so it cannot be swapped for a link now: make it ours to empty, even if the program locked it.
+    try:  # noqa: SIM105 - contextlib is one more import on every start
+        os.chmod(name, PRIVATE_DIR_MODE, dir_fd=parent_fd)
+    except OSError:
+        pass
+    try:
         _clear_directory(name, parent_fd)
-        try:
-            os.rmdir(name, dir_fd=parent_fd)
-        except OSError:
-            return
+        os.rmdir(name, dir_fd=parent_fd)
+    except (OSError, RecursionError):
+        return
