@@ -24,10 +24,7 @@ It is not a kubelet and does not try to be one. It does just what the Job backen
 from __future__ import annotations
 
 import argparse
-import contextlib
-import datetime
 import logging
-import math
 import os
 import platform
 import shutil
@@ -35,310 +32,27 @@ import signal
 import sys
 import threading
 import time
-import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import urllib3
-from kubernetes import client, config, utils, watch
+from kubernetes import client, config, watch
 
-from functions.backends.kubernetes.constants import RUNNER_COMMAND
 from functions.backends.local.boxes import make_private_dir
-from functions.backends.local.uids import UidLease
 from functions.core.languages import LanguageSpec, load_registry
 from functions.settings import get_settings
-from tests.cluster.containers import (
-    RUNTIME_PIDS,
-    ContainerOutcome,
-    ContainerRuntime,
-    ContainerSpec,
-    Mount,
-)
+from tests.cluster.containers import ContainerRuntime
 from tests.cluster.node_logs import LogStore, serve_logs
+from tests.cluster.node_pods import PodRun, PodView, now_timestamp
 
 logger = logging.getLogger("node-agent")
 
 NOT_READY_TAINT = "node.kubernetes.io/not-ready"
-# Without activeDeadlineSeconds a run still ends: the Job backend's pods always carry a deadline.
-DEFAULT_RUN_CAP_S = 3600.0
 WATCH_TIMEOUT_S = 60
 SHUTDOWN_JOIN_S = 10.0
 STRATEGIC_MERGE = "application/strategic-merge-patch+json"
 # The label a kubelet gives its Node (Go's GOARCH names), so a pod's arch selector schedules here.
 NODE_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
-VOLUME_MODE = 0o777  # an emptyDir: writable by the pod's uid, whichever host uid backs it
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _timestamp(epoch_s: float) -> str:
-    return datetime.datetime.fromtimestamp(epoch_s, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def image_repository(image: str) -> str:
-    """`registry:5000/team/code-exec-runner-python:tag@sha256:...` -> `code-exec-runner-python`."""
-    return image.rsplit("/", 1)[-1].split("@", 1)[0].split(":", 1)[0]
-
-
-def _conditions(*, initialized: bool, ready: bool, reason: str | None = None) -> list[dict[str, Any]]:
-    now = _now()
-    ready_condition: dict[str, Any] = {"type": "Ready", "status": str(ready), "lastTransitionTime": now}
-    if reason:
-        ready_condition["reason"] = reason
-    return [
-        {"type": "Initialized", "status": str(initialized), "lastTransitionTime": now},
-        {"type": "ContainersReady", "status": str(ready), "lastTransitionTime": now},
-        ready_condition,
-    ]
-
-
-@dataclass(frozen=True)
-class ContainerPlan:
-    name: str
-    image: str
-    spec: ContainerSpec
-
-
-@dataclass(frozen=True)
-class PodView:
-    """The fields of a pod the agent reads, checked once (the client's models make every field optional)."""
-
-    namespace: str
-    name: str
-    uid: str
-    phase: str
-    deleting: bool
-    init_containers: tuple[client.V1Container, ...]
-    containers: tuple[client.V1Container, ...]
-    volumes: tuple[client.V1Volume, ...]
-    active_deadline_s: int | None
-
-    @classmethod
-    def of(cls, pod: client.V1Pod) -> PodView:
-        meta, spec = pod.metadata or client.V1ObjectMeta(), pod.spec
-        return cls(
-            namespace=meta.namespace or "",
-            name=meta.name or "",
-            uid=meta.uid or "",
-            phase=(pod.status.phase if pod.status else None) or "Pending",
-            deleting=meta.deletion_timestamp is not None,
-            init_containers=tuple(spec.init_containers or ()) if spec else (),
-            containers=tuple(spec.containers) if spec else (),
-            volumes=tuple(spec.volumes or ()) if spec else (),
-            active_deadline_s=spec.active_deadline_seconds if spec else None,
-        )
-
-
-def _status(plan: ContainerPlan | client.V1Container, uid: str, state: dict[str, Any]) -> dict[str, Any]:
-    name, image = plan.name, plan.image or ""
-    running = "running" in state
-    return {
-        "name": name,
-        "image": image,
-        "imageID": f"code-exec-node-agent://{image}",
-        "containerID": f"code-exec-node-agent://{uid}/{name}",
-        "ready": running,
-        "started": running,
-        "restartCount": 0,
-        "state": state,
-    }
-
-
-def _terminated(plan: ContainerPlan, outcome: ContainerOutcome, uid: str) -> dict[str, Any]:
-    exit_code = outcome.exit_code
-    reason = "OOMKilled" if outcome.oom_killed else ("Completed" if exit_code == 0 else "Error")
-    terminated = {
-        "exitCode": exit_code,
-        "reason": reason,
-        "startedAt": _timestamp(outcome.started_at_s),
-        "finishedAt": _timestamp(outcome.finished_at_s),
-    }
-    return _status(plan, uid, {"terminated": terminated})
-
-
-class PodRun:
-    """One pod on this node: its init containers, then its containers, one after the other, in a thread."""
-
-    def __init__(self, agent: NodeAgent, pod: PodView) -> None:
-        self.agent = agent
-        self.namespace = pod.namespace
-        self.name = pod.name
-        self.uid = pod.uid
-        self.pod = pod
-        self.cancel = threading.Event()
-        self.thread = threading.Thread(target=self._run, name=f"pod-{self.name}", daemon=True)
-        self.volumes_dir = agent.volumes_dir / uuid.uuid4().hex
-        # Removal is owed exactly once: by the worker if it is still running, else by the watcher.
-        self._lock = threading.Lock()
-        self._finished = False
-        self._removal_requested = False
-
-    def request_removal(self) -> None:
-        """The pod is being deleted: kill the run, and remove the pod once nothing of it runs."""
-        with self._lock:
-            self._removal_requested = True
-            finished = self._finished
-        self.cancel.set()
-        if finished:
-            self.agent.remove_pod(self.namespace, self.name, self.uid)
-
-    def _patch_status(self, status: dict[str, Any]) -> None:
-        self.agent.patch_pod_status(self.namespace, self.name, self.uid, status)
-
-    def _plan(self, container: client.V1Container) -> ContainerPlan | dict[str, Any]:
-        """What to run, or the waiting state a kubelet would report instead."""
-        image = container.image or ""
-        if self.agent.languages.get(image_repository(image)) is None:
-            message = f"image {container.image!r} matches no runners/*/language.json 'image' on this node"
-            return {"waiting": {"reason": "ErrImagePull", "message": message}}
-        if any(var.value_from is not None for var in container.env or []):
-            message = "the node agent runs only containers whose env values are literals"
-            return {"waiting": {"reason": "CreateContainerConfigError", "message": message}}
-        volumes = {volume.name: volume for volume in self.pod.volumes}
-        mounts = []
-        for mount in container.volume_mounts or []:
-            volume = volumes.get(mount.name)
-            if volume is None or volume.empty_dir is None:
-                message = f"volume {mount.name!r}: the node agent provides emptyDir volumes only"
-                return {"waiting": {"reason": "CreateContainerConfigError", "message": message}}
-            mounts.append(Mount(self.volumes_dir / mount.name, mount.mount_path, bool(mount.read_only)))
-        limits = (container.resources.limits if container.resources else None) or {}
-        memory = limits.get("memory")
-        memory_mb = get_settings().default_memory_limit_mb
-        if memory:
-            memory_mb = math.ceil(utils.parse_quantity(memory) / 2**20)  # type: ignore[no-untyped-call]
-        spec = ContainerSpec(
-            command=tuple(container.command or RUNNER_COMMAND),  # the images' entrypoint is the runner
-            env={var.name: var.value or "" for var in container.env or []},
-            mounts=tuple(mounts),
-            memory_limit_mb=memory_mb,
-            max_pids=get_settings().max_processes + RUNTIME_PIDS,
-        )
-        return ContainerPlan(container.name, image, spec)
-
-    def _run(self) -> None:
-        try:
-            self._run_pod()
-        except client.ApiException as exc:
-            if exc.status != 404:  # the pod went away under us: nothing left to report
-                logger.exception("pod %s/%s", self.namespace, self.name)
-        except Exception as exc:  # a pod must never stay Running because the agent failed
-            logger.exception("pod %s/%s: the node agent failed", self.namespace, self.name)
-            with contextlib.suppress(client.ApiException):
-                self._patch_status({"phase": "Failed", "reason": "NodeAgentError", "message": str(exc)})
-        finally:
-            shutil.rmtree(self.volumes_dir, ignore_errors=True)
-            with self._lock:
-                self._finished = True
-                remove = self._removal_requested
-            if remove:
-                self.agent.remove_pod(self.namespace, self.name, self.uid)
-
-    def _run_pod(self) -> None:
-        every = (*self.pod.init_containers, *self.pod.containers)
-        plans = [self._plan(container) for container in every]
-        waiting = [
-            _status(container, self.uid, plan)
-            for container, plan in zip(every, plans, strict=True)
-            if not isinstance(plan, ContainerPlan)
-        ]
-        if waiting:
-            # Like a kubelet that cannot pull: the pod stays Pending until someone deletes it.
-            self._patch_status({"phase": "Pending", "containerStatuses": waiting})
-            return
-        runnable = [plan for plan in plans if isinstance(plan, ContainerPlan)]
-        for volume in self.pod.volumes:
-            make_private_dir(self.volumes_dir / volume.name, VOLUME_MODE)
-        lease = self.agent.runtime.host.uids.lease()  # one host uid for every container of the pod
-        try:
-            self._run_containers(
-                runnable[: len(self.pod.init_containers)], runnable[len(self.pod.init_containers) :], lease
-            )
-        finally:
-            lease.release()
-
-    def _run_containers(
-        self, inits: list[ContainerPlan], mains: list[ContainerPlan], lease: UidLease
-    ) -> None:
-        started_s = self.agent.clock()
-        deadline_s = self.pod.active_deadline_s
-        budget_s = float(deadline_s) if deadline_s else DEFAULT_RUN_CAP_S
-        self._patch_status({"startTime": _now(), "hostIP": "127.0.0.1", "podIP": "127.0.0.1"})
-        done: list[dict[str, Any]] = []
-        for index, plan in enumerate([*inits, *mains]):
-            initializing = index < len(inits)
-            self._report_running(inits, mains, done, initializing=initializing)
-            remaining_s = max(budget_s - (self.agent.clock() - started_s), 0.001)
-            outcome = self._run_one(plan, lease, remaining_s)
-            done.append(_terminated(plan, outcome, self.uid))
-            deadline_exceeded = outcome.stopped and deadline_s is not None and not self.cancel.is_set()
-            if outcome.exit_code != 0 or self.cancel.is_set() or deadline_exceeded:
-                self._report_end(inits, mains, done, deadline_exceeded=deadline_exceeded)
-                return
-        self._report_end(inits, mains, done, deadline_exceeded=False)
-
-    def _report_running(
-        self,
-        inits: list[ContainerPlan],
-        mains: list[ContainerPlan],
-        done: list[dict[str, Any]],
-        *,
-        initializing: bool,
-    ) -> None:
-        running = {"running": {"startedAt": _now()}}
-        statuses = [*done, _status([*inits, *mains][len(done)], self.uid, running)]
-        pending = {"waiting": {"reason": "PodInitializing"}}
-        self._patch_status(
-            {
-                "phase": "Pending" if initializing else "Running",
-                "conditions": _conditions(initialized=not initializing, ready=not initializing),
-                "initContainerStatuses": statuses[: len(inits)],
-                "containerStatuses": statuses[len(inits) :]
-                or [_status(plan, self.uid, pending) for plan in mains],
-            }
-        )
-
-    def _run_one(self, plan: ContainerPlan, lease: UidLease, timeout_s: float) -> ContainerOutcome:
-        key = (self.namespace, self.name, plan.name)
-        self.agent.logs.open(key, self.uid)
-        outcome = self.agent.runtime.run(
-            plan.spec,
-            lease,
-            timeout_s=timeout_s,
-            cancel=self.cancel,
-            on_start=lambda pid: self.agent.record_pid(self.namespace, self.name, plan.name, pid),
-        )
-        self.agent.logs.finish(key, outcome.log)
-        return outcome
-
-    def _report_end(
-        self,
-        inits: list[ContainerPlan],
-        mains: list[ContainerPlan],
-        done: list[dict[str, Any]],
-        *,
-        deadline_exceeded: bool,
-    ) -> None:
-        succeeded = len(done) == len(inits) + len(mains) and all(
-            status["state"]["terminated"]["exitCode"] == 0 for status in done
-        )
-        never_ran = {"waiting": {"reason": "PodInitializing"}}
-        mains_done = done[len(inits) :] or [_status(plan, self.uid, never_ran) for plan in mains]
-        status: dict[str, Any] = {
-            "phase": "Succeeded" if succeeded else "Failed",
-            "conditions": _conditions(
-                initialized=len(done) >= len(inits), ready=False, reason="PodCompleted"
-            ),
-            "initContainerStatuses": done[: len(inits)],
-            "containerStatuses": mains_done,
-        }
-        if deadline_exceeded:
-            status["reason"] = "DeadlineExceeded"
-            status["message"] = "Pod was active on the node longer than the specified deadline"
-        self._patch_status(status)
 
 
 class NodeAgent:
@@ -380,7 +94,7 @@ class NodeAgent:
         except client.ApiException as exc:
             if exc.status != 409:  # a restarted agent finds its Node: fine
                 raise
-        now = _now()
+        now = now_timestamp()
         ready = {"type": "Ready", "status": "True", "reason": "NodeAgentReady", "lastHeartbeatTime": now}
         status = {
             "capacity": capacity,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.cluster.node_agent import image_repository
 from tests.cluster.node_logs import LogStore, _tail
+from tests.cluster.node_pods import image_repository
 
 
 @pytest.mark.parametrize(
