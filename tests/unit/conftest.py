@@ -1,27 +1,51 @@
-"""Run the real runner program as a subprocess (no sandbox): the interpreter the sandbox uses, an empty env."""
+"""Run the real runner program as a pod would: each phase in its own container (tests/cluster/containers.py).
+
+A task goes through the Job builder's own split (`phase_tasks`, `task_env`): a compiled language gets a
+`compile` container, then a `runner` container, sharing the box; the runner is PID 1 of each, the real
+toolchains of this host are the image. Each container's report must pass the service's own checks
+(`parse_report`); the two are then merged as the backend merges them.
+"""
 
 from __future__ import annotations
 
 import base64
 import json
 import shutil
-import subprocess
-from collections.abc import Callable, Mapping, Sequence
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from functions.backends.kubernetes.constants import (
+    BOX_MOUNT_PATH,
+    COMPILE_PHASE,
+    PHASE_ENV,
+    RUN_PHASE,
+    STATE_MOUNT_PATH,
+    TMP_MOUNT_PATH,
+)
+from functions.backends.kubernetes.job_builder import JobTemplate, phase_tasks, task_env
+from functions.backends.local.boxes import make_private_dir
+from functions.core.judging import Judgement, judge_case
 from functions.core.languages import LanguageSpec, load_registry
+from functions.core.output_digest import normalized_sha256
 from functions.core.protocol import RunnerReport, RunnerTask, TaskCase, TaskLimits
+from functions.core.report_checks import ReportExpectations, parse_report
+from functions.core.spec import judging_plan
+from functions.core.steps import compile_step, run_step, source_file_name
+from functions.settings import Settings
+from tests.cluster.containers import RUNTIME_PIDS, ContainerOutcome, ContainerRuntime, ContainerSpec, Mount
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RUNNERS_DIR = REPO_ROOT / "runners"
-RUNNER = RUNNERS_DIR / "runner" / "runner.py"
-SYSTEM_PYTHON = Path("/usr/bin/python3")
 CHILD_PATH = "/usr/local/bin:/usr/bin:/bin"
-RUNNER_DEADLINE_S = 60  # a hung runner fails the test instead of hanging the suite
+RUNNER_DEADLINE_S = 60.0  # a hung runner fails the test instead of hanging the suite
+RUNNER_OVERHEAD_MB = JobTemplate(namespace="unit").runner_overhead_mb
+RUNNER_COMMAND = ("python3", "/opt/runner/runner.py")
 
 # The toolchain each language needs on the runner's PATH; a test for a missing one is skipped.
 TOOLCHAINS = {"python": "python3", "javascript": "node", "cpp": "g++", "java": "javac"}
@@ -42,65 +66,169 @@ def language(name: str) -> LanguageSpec:
 
 def needs_toolchain(name: str) -> pytest.MarkDecorator:
     tool = TOOLCHAINS[name]
-    missing = shutil.which(tool, path=CHILD_PATH) is None or not SYSTEM_PYTHON.exists()
-    return pytest.mark.skipif(missing, reason=f"{tool} or {SYSTEM_PYTHON} is not installed")
+    missing = shutil.which(tool, path=CHILD_PATH) is None
+    return pytest.mark.skipif(missing, reason=f"{tool} is not installed")
 
 
-def make_task(
+def make_task(  # noqa: PLR0913 - every limit a test may want to change
     language_name: str,
     source: str,
     *,
     cases: Sequence[TaskCase] | None = None,
     args: Sequence[str] = (),
-    **limits: Any,
+    timeout_s: float = 5.0,
+    compile_timeout_s: float = 30.0,
+    total_budget_s: float = 40.0,
+    memory_limit_mb: int = 256,
+    output_limit_bytes: int = 64 * 1024,
+    max_file_size_bytes: int = 16 * 1024 * 1024,
 ) -> RunnerTask:
-    defaults: dict[str, Any] = {
-        "timeout_s": 5.0,
-        "compile_timeout_s": 30.0,
-        "total_budget_s": 40.0,
-        "memory_limit_mb": 256,
-        "output_limit_bytes": 64 * 1024,
-        "max_processes": 64,
-        "max_file_size_bytes": 16 * 1024 * 1024,
-    }
+    """A task as the core resolves it (functions/core/steps.py), with the limits a test chooses."""
+    spec = language(language_name)
+    file_name = source_file_name(spec, source.encode())
     return RunnerTask(
-        execution_id="test",
-        language=language(language_name),
+        execution_id=f"unit-{uuid.uuid4().hex[:8]}",
+        language=spec,
+        source_file_name=file_name,
         source_b64=b64(source),
+        compile=compile_step(
+            spec, file_name=file_name, memory_limit_mb=memory_limit_mb, timeout_s=compile_timeout_s
+        ),
+        run=run_step(
+            spec, file_name=file_name, memory_limit_mb=memory_limit_mb, timeout_s=timeout_s, args=tuple(args)
+        ),
+        env=dict(spec.env),
         cases=tuple(cases or (TaskCase(),)),
-        args=tuple(args),
-        limits=TaskLimits(**{**defaults, **limits}),
+        limits=TaskLimits(
+            total_budget_s=total_budget_s,
+            output_limit_bytes=output_limit_bytes,
+            max_processes=64,
+            max_file_size_bytes=max_file_size_bytes,
+        ),
     )
 
 
 @dataclass(frozen=True)
-class RunnerOutcome:
-    report: RunnerReport
-    raw: dict[str, Any]
-    returncode: int
+class ContainerRun:
+    outcome: ContainerOutcome
+    raw: dict[str, Any] | None  # the report as written; None when the container was killed for memory
+
+    @property
+    def report(self) -> RunnerReport:
+        assert self.raw is not None, "the container was killed for memory: it wrote no report"
+        return RunnerReport.model_validate(self.raw)
 
 
-def run_runner_raw(stdin: bytes, env: Mapping[str, str] | None = None) -> RunnerOutcome:
-    completed = subprocess.run(
-        [str(SYSTEM_PYTHON), "-B", str(RUNNER)],
-        input=stdin,
-        env=dict(env or {}),
-        capture_output=True,
-        timeout=RUNNER_DEADLINE_S,
-        check=False,
-    )
-    assert completed.stderr == b"", completed.stderr.decode(errors="replace")
-    raw = json.loads(completed.stdout)
-    return RunnerOutcome(RunnerReport.model_validate(raw), raw, completed.returncode)
+@dataclass(frozen=True)
+class PodRun:
+    containers: list[ContainerRun]  # compile (if any), then runner (if the compile succeeded)
+
+    @property
+    def report(self) -> RunnerReport:
+        """Both containers' reports as one, as the backend merges them (its checks aside)."""
+        reports = [container.report for container in self.containers]
+        errors = [report for report in reports if report.internal_error is not None]
+        if errors:
+            return errors[0]
+        compile_report = next((report.compile for report in reports if report.compile is not None), None)
+        return RunnerReport(
+            language_version=next((r.language_version for r in reports if r.language_version), ""),
+            compile=compile_report,
+            cases=[case for report in reports for case in report.cases],
+        )
+
+
+RunPod = Callable[..., PodRun]
+
+
+@pytest.fixture(scope="session")
+def container_runtime() -> ContainerRuntime:
+    if shutil.which("bwrap") is None:
+        pytest.skip("bubblewrap is not installed")
+    try:
+        return ContainerRuntime.from_settings(Settings())
+    except RuntimeError as exc:
+        pytest.skip(f"no container runtime here: {exc}")
 
 
 @pytest.fixture
-def run_task() -> Callable[[RunnerTask], RunnerReport]:
-    """Give the runner one task on stdin with an empty environment; return the validated report."""
+def run_pod(container_runtime: ContainerRuntime) -> Iterator[RunPod]:
+    """`run_pod(task, env=..., phase_env=...)`: the task's containers in order, as the node agent runs a pod."""
+    volumes = make_private_dir(Settings().data_dir / "unit-pods" / uuid.uuid4().hex, 0o711)
 
-    def run(task: RunnerTask) -> RunnerReport:
-        outcome = run_runner_raw(task.model_dump_json().encode())
-        assert outcome.returncode == 0
-        return outcome.report
+    def run(
+        task: RunnerTask, *, env: Mapping[str, str] | None = None, command: tuple[str, ...] = RUNNER_COMMAND
+    ) -> PodRun:
+        for name in ("box", "tmp", "state"):
+            make_private_dir(volumes / name, 0o777)
+        compile_task, run_task = phase_tasks(task)
+        phases = [(COMPILE_PHASE, compile_task)] if compile_task is not None else []
+        phases.append((RUN_PHASE, run_task))
+        lease = container_runtime.host.uids.lease()
+        containers: list[ContainerRun] = []
+        try:
+            for phase, phase_task in phases:
+                container = _run_container(container_runtime, lease, volumes, phase, phase_task, env, command)
+                containers.append(container)
+                if container.outcome.exit_code != 0:
+                    break
+        finally:
+            lease.release()
+        return PodRun(containers)
 
-    return run
+    yield run
+    shutil.rmtree(volumes, ignore_errors=True)
+
+
+def _run_container(  # noqa: PLR0913 - one container of the pod
+    runtime: ContainerRuntime,
+    lease: Any,
+    volumes: Path,
+    phase: str,
+    task: RunnerTask,
+    env: Mapping[str, str] | None,
+    command: tuple[str, ...],
+) -> ContainerRun:
+    compiled_run = phase == RUN_PHASE and task.compile is not None
+    step = task.compile if phase == COMPILE_PHASE and task.compile is not None else task.run
+    mounts = (
+        Mount(volumes / "box", BOX_MOUNT_PATH, read_only=compiled_run),
+        Mount(volumes / "tmp", TMP_MOUNT_PATH),
+        Mount(volumes / "state", STATE_MOUNT_PATH, read_only=phase == RUN_PHASE),
+    )
+    chunks = {var.name: var.value or "" for var in task_env(task)}
+    spec = ContainerSpec(
+        command=command,
+        env={PHASE_ENV: phase, **chunks, **(env or {})},
+        mounts=mounts,
+        memory_limit_mb=step.memory_mb + RUNNER_OVERHEAD_MB,
+        max_pids=task.limits.max_processes + RUNTIME_PIDS,
+    )
+    outcome = runtime.run(spec, lease, timeout_s=RUNNER_DEADLINE_S, cancel=threading.Event())
+    assert not outcome.stopped, f"the {phase} container did not end within {RUNNER_DEADLINE_S} s"
+    if outcome.oom_killed:
+        return ContainerRun(outcome, None)
+    text = outcome.log.decode("utf-8", errors="replace")
+    lines = text.splitlines()
+    assert len(lines) == 1, f"the {phase} container wrote more than one line: {text[:2000]}"
+    expectations = ReportExpectations(
+        case_count=0 if phase == COMPILE_PHASE else len(task.cases),
+        compiled=phase == COMPILE_PHASE,
+        output_limit_bytes=task.limits.output_limit_bytes,
+    )
+    parse_report(outcome.log, expectations)  # what the service accepts, or ReportRejectedError
+    return ContainerRun(outcome, json.loads(lines[0]))
+
+
+@pytest.fixture
+def run_task(run_pod: RunPod) -> Callable[[RunnerTask], RunnerReport]:
+    """The merged report of one task's pod."""
+    return lambda task: run_pod(task).report
+
+
+def judged(task: RunnerTask, report: RunnerReport, expected: Sequence[str | None] = ()) -> list[Judgement]:
+    """The core's judgement of each case of `report` (`expected`: each case's expected output, if any)."""
+    outputs = list(expected) or [None] * len(task.cases)
+    digests = tuple(None if output is None else normalized_sha256(output.encode()) for output in outputs)
+    plan = judging_plan(task, digests, include_test_results=True)
+    return [judge_case(case, plan, digest) for case, digest in zip(report.cases, digests, strict=True)]

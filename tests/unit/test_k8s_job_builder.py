@@ -15,6 +15,7 @@ from kubernetes.client import ApiClient
 
 from functions.backends.kubernetes.constants import (
     DEADLINE_LABEL,
+    JUDGING_PLAN_ANNOTATION,
     TASK_CHUNK_BYTES,
     TASK_CHUNK_ENV_PREFIX,
     TASK_CHUNKS_ENV,
@@ -23,15 +24,19 @@ from functions.backends.kubernetes.job_builder import (
     JobTemplate,
     active_deadline_s,
     build_job,
+    container_times_s,
     decode_task_env,
     encode_task_chunks,
     image_for,
     job_name,
     label_value,
+    phase_tasks,
     toleration_for,
 )
+from functions.core.judging import JudgingPlan
 from functions.core.languages import LanguageSpec
 from functions.core.protocol import RunnerTask, TaskCase, TaskLimits, b64encode
+from functions.core.steps import compile_step, run_step
 from functions.settings import Settings
 
 NOW_S = 1_800_000_000.0
@@ -42,40 +47,60 @@ PYTHON = LanguageSpec(
     display_name="Python",
     aliases=("py",),
     file_name="main.py",
-    run=("python3", "{file}"),
+    run=("python3", "{dir}/{file}"),
     version_command=("python3", "--version"),
     version_pattern=r"Python (\S+)",
     version="3.11.7",
     image="code-exec-runner-python",
-    runtime_overhead_mb=32,
+    runtime_overhead_mb=16,
     test_program="hello.py",
+)
+CPP = LanguageSpec(
+    name="cpp",
+    display_name="C++",
+    file_name="main.cpp",
+    compile=("g++", "-O2", "-o", "main", "{file}"),
+    run=("{dir}/main",),
+    version_command=("g++", "--version"),
+    version_pattern=r"(\d+\.\d+\.\d+)",
+    version="12",
+    image="code-exec-runner-cpp",
+    compile_memory_mb=512,
+    runtime_overhead_mb=8,
+    test_program="hello.cpp",
 )
 
 TEMPLATE = JobTemplate(namespace="runner-dev")
 
 
-def task(**overrides: Any) -> RunnerTask:
-    fields: dict[str, Any] = {
-        "execution_id": EXECUTION_ID,
-        "language": PYTHON,
-        "source_b64": b64encode(b'print("Hello, World!")\n'),
-        "cases": (TaskCase(),),
-        "limits": TaskLimits(
-            timeout_s=10,
-            compile_timeout_s=30,
-            total_budget_s=28,
-            memory_limit_mb=256,
+def task(
+    language: LanguageSpec = PYTHON,
+    *,
+    cases: tuple[TaskCase, ...] = (TaskCase(),),
+    memory_limit_mb: int = 256,
+    timeout_s: float = 10,
+    total_budget_s: float = 28,
+    args: tuple[str, ...] = (),
+) -> RunnerTask:
+    """A task as the core resolves it (functions/core/steps.py)."""
+    file_name = language.file_name
+    return RunnerTask(
+        execution_id=EXECUTION_ID,
+        language=language,
+        source_file_name=file_name,
+        source_b64=b64encode(b'print("Hello, World!")\n'),
+        compile=compile_step(language, file_name=file_name, memory_limit_mb=memory_limit_mb, timeout_s=30),
+        run=run_step(
+            language, file_name=file_name, memory_limit_mb=memory_limit_mb, timeout_s=timeout_s, args=args
+        ),
+        cases=cases,
+        limits=TaskLimits(
+            total_budget_s=total_budget_s,
             output_limit_bytes=65536,
             max_processes=64,
             max_file_size_bytes=16 * 1024 * 1024,
         ),
-    }
-    fields.update(overrides)
-    return RunnerTask(**fields)
-
-
-def limits(**overrides: Any) -> TaskLimits:
-    return task().limits.model_copy(update=overrides)
+    )
 
 
 def as_dict(model: object) -> Any:
@@ -83,37 +108,51 @@ def as_dict(model: object) -> Any:
     return ApiClient().sanitize_for_serialization(model)  # type: ignore[no-untyped-call]
 
 
-GOLDEN = Path(__file__).parent / "golden" / "k8s_job_python.json"
+GOLDEN = {
+    "python": Path(__file__).parent / "golden" / "k8s_job_python.json",
+    "cpp": Path(__file__).parent / "golden" / "k8s_job_cpp.json",
+}
 # The oldest Kubernetes minor we support (EKS standard support); the test cluster runs a newer one.
 KUBERNETES_VERSION = "1.34"
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
-def _env(job: dict[str, Any]) -> dict[str, str]:
-    return {item["name"]: item["value"] for item in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+def _containers(job: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    pod = job["spec"]["template"]["spec"]
+    return {
+        container["name"]: container for container in [*pod.get("initContainers", []), *pod["containers"]]
+    }
+
+
+def _env(container: dict[str, Any]) -> dict[str, str]:
+    return {item["name"]: item["value"] for item in container["env"]}
 
 
 def _without_task_chunks(job: dict[str, Any]) -> dict[str, Any]:
-    """The golden file holds the Job's shape; the task bytes are checked by the round trip below."""
+    """The golden file holds the Job's shape; the task bytes are checked by the round trips below."""
     job = copy.deepcopy(job)
-    for item in job["spec"]["template"]["spec"]["containers"][0]["env"]:
-        if re.fullmatch(rf"{TASK_CHUNK_ENV_PREFIX}\d+", item["name"]):
-            item["value"] = f"<chunk {item['name'].removeprefix(TASK_CHUNK_ENV_PREFIX)}>"
+    for container in _containers(job).values():
+        for item in container["env"]:
+            if re.fullmatch(rf"{TASK_CHUNK_ENV_PREFIX}\d+", item["name"]):
+                item["value"] = f"<chunk {item['name'].removeprefix(TASK_CHUNK_ENV_PREFIX)}>"
     return job
 
 
-def test_job_matches_the_golden_file() -> None:
+@pytest.mark.parametrize("language", [PYTHON, CPP], ids=lambda language: language.name)
+def test_job_matches_the_golden_file(language: LanguageSpec) -> None:
     # Given a fixed task, template and clock
     # When the Job is built
-    job = _without_task_chunks(as_dict(build_job(task(), TEMPLATE, now_s=NOW_S)))
+    job = _without_task_chunks(as_dict(build_job(task(language), TEMPLATE, now_s=NOW_S)))
     # Then it is exactly the reviewed golden Job (UPDATE_GOLDEN=1 rewrites the file after a deliberate change)
+    golden = GOLDEN[language.name]
     if os.environ.get("UPDATE_GOLDEN"):
-        GOLDEN.write_text(json.dumps(job, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    assert job == json.loads(GOLDEN.read_text(encoding="utf-8"))
+        golden.write_text(json.dumps(job, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    assert job == json.loads(golden.read_text(encoding="utf-8"))
 
 
-def test_built_job_is_a_valid_batch_v1_job() -> None:
-    # Given the Job for a task with test cases, args, a runtime class and dedicated nodes
+@pytest.mark.parametrize("language", [PYTHON, CPP], ids=lambda language: language.name)
+def test_built_job_is_a_valid_batch_v1_job(language: LanguageSpec) -> None:
+    # Given the Job for a task with test cases, args, a runtime class, dedicated nodes and a judging plan
     template = JobTemplate(
         namespace="runner-prod",
         runtime_class_name="gvisor",
@@ -121,43 +160,87 @@ def test_built_job_is_a_valid_batch_v1_job() -> None:
         node_selector={"kubernetes.io/arch": "amd64"},
         tolerations=("code-exec/untrusted=true:NoSchedule",),
     )
-    job = as_dict(
-        build_job(
-            task(cases=(TaskCase(stdin_b64=b64encode(b"1\n")),) * 3, args=("a", "b")), template, now_s=NOW_S
-        )
-    )
+    built = task(language, cases=(TaskCase(stdin_b64=b64encode(b"1\n")),) * 3, args=("a", "b"))
+    job = as_dict(build_job(built, template, now_s=NOW_S, plan=plan_for(built)))
     # When validated against the Kubernetes schema (strict: unknown fields are errors)
     # Then it passes
     kubernetes_validate.validate(job, KUBERNETES_VERSION, strict=True)
 
 
-def test_job_hardening_is_complete() -> None:
+def plan_for(built: RunnerTask) -> JudgingPlan:
+    return JudgingPlan(
+        execution_id=built.execution_id,
+        language=built.language.name,
+        compiled=built.compile is not None,
+        timeout_s=built.run.timeout_s,
+        compile_timeout_s=30,
+        output_limit_bytes=built.limits.output_limit_bytes,
+        expected_sha256=("0" * 64,) * len(built.cases),
+    )
+
+
+@pytest.mark.parametrize("language", [PYTHON, CPP], ids=lambda language: language.name)
+def test_job_hardening_is_complete(language: LanguageSpec) -> None:
     # Given a built Job
-    spec = as_dict(build_job(task(), TEMPLATE, now_s=NOW_S))["spec"]
+    spec = as_dict(build_job(task(language), TEMPLATE, now_s=NOW_S))["spec"]
     pod = spec["template"]["spec"]
-    container = pod["containers"][0]
-    # Then every control the restricted profile and the design ask for is present
+    # Then every control the restricted profile and the design ask for is present, in every container
     assert (spec["backoffLimit"], pod["restartPolicy"]) == (0, "Never")
     assert pod["automountServiceAccountToken"] is False
     assert pod["enableServiceLinks"] is False
-    assert pod["hostNetwork"] is False
-    assert pod["hostPID"] is False
-    assert pod["hostIPC"] is False
+    assert (pod["hostNetwork"], pod["hostPID"], pod["hostIPC"], pod["shareProcessNamespace"]) == (False,) * 4
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
-    security = container["securityContext"]
-    assert security["readOnlyRootFilesystem"] is True
-    assert security["allowPrivilegeEscalation"] is False
-    assert security["capabilities"] == {"drop": ["ALL"]}
-    assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
-    assert pod["volumes"] == [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]
+    for container in _containers({"spec": spec}).values():
+        security = container["securityContext"]
+        assert security["readOnlyRootFilesystem"] is True
+        assert security["allowPrivilegeEscalation"] is False
+        assert security["capabilities"] == {"drop": ["ALL"]}
+        assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+
+
+def test_an_interpreted_language_has_one_container_writing_its_own_box() -> None:
+    pod = as_dict(build_job(task(PYTHON), TEMPLATE, now_s=NOW_S))["spec"]["template"]["spec"]
+    assert "initContainers" not in pod
+    (runner,) = pod["containers"]
+    assert _env(runner)["RUNNER_PHASE"] == "run"
+    assert {"name": "box", "mountPath": "/box"} in runner["volumeMounts"]
+    assert [volume["name"] for volume in pod["volumes"]] == ["box", "tmp"]
+
+
+def test_a_compiled_language_compiles_in_an_init_container_and_runs_from_a_read_only_box() -> None:
+    job = as_dict(build_job(task(CPP), TEMPLATE, now_s=NOW_S))
+    containers = _containers(job)
+    assert list(containers) == ["compile", "runner"]
+    assert (_env(containers["compile"])["RUNNER_PHASE"], _env(containers["runner"])["RUNNER_PHASE"]) == (
+        "compile",
+        "run",
+    )
+    assert {"name": "box", "mountPath": "/box"} in containers["compile"]["volumeMounts"]
+    assert {"name": "box", "mountPath": "/box", "readOnly": True} in containers["runner"]["volumeMounts"]
+    assert {"name": "runner-state", "mountPath": "/run/code-exec", "readOnly": True} in containers["runner"][
+        "volumeMounts"
+    ]
+
+
+def test_each_container_gets_only_the_task_its_phase_needs() -> None:
+    # Given a compiled language's task with input
+    built = task(CPP, cases=(TaskCase(stdin_b64=b64encode(b"secret input")),))
+    containers = _containers(as_dict(build_job(built, TEMPLATE, now_s=NOW_S)))
+    compile_task = decode_task_env(_env(containers["compile"]))
+    run_task = decode_task_env(_env(containers["runner"]))
+    # Then the compiler never sees the input, the run phase never the source, and nothing else differs
+    assert compile_task.cases == (TaskCase(),)
+    assert run_task.source_b64 == ""
+    assert (compile_task, run_task) == phase_tasks(built)
+    assert run_task.model_copy(update={"source_b64": built.source_b64}) == built
 
 
 def test_task_round_trips_through_env_chunks() -> None:
     # Given a task far larger than one env chunk (300 KiB of stdin)
     big = task(cases=(TaskCase(stdin_b64=b64encode(os.urandom(300 * 1024))),))
     # When it is put into the pod's env
-    env = _env(as_dict(build_job(big, TEMPLATE, now_s=NOW_S)))
+    env = _env(_containers(as_dict(build_job(big, TEMPLATE, now_s=NOW_S)))["runner"])
     # Then it is cut into chunks that each fit, and their concatenation decodes to the same task
     count = int(env[TASK_CHUNKS_ENV])
     assert count == len(encode_task_chunks(big)) > 1
@@ -166,28 +249,42 @@ def test_task_round_trips_through_env_chunks() -> None:
 
 
 def test_small_task_travels_in_one_chunk() -> None:
-    env = _env(as_dict(build_job(task(), TEMPLATE, now_s=NOW_S)))
+    env = _env(_containers(as_dict(build_job(task(), TEMPLATE, now_s=NOW_S)))["runner"])
     assert env[TASK_CHUNKS_ENV] == "1"
     assert decode_task_env(env) == task()
 
 
 @pytest.mark.parametrize(
-    ("memory_limit_mb", "expected_limit", "expected_request"),
+    ("language", "memory_limit_mb", "limits"),
     [
-        pytest.param(256, "288Mi", "128Mi", id="default-plus-runtime-overhead"),
-        pytest.param(512, "544Mi", "128Mi", id="ceiling"),
-        pytest.param(64, "96Mi", "96Mi", id="request-never-above-limit"),
+        pytest.param(PYTHON, 256, {"runner": "304Mi"}, id="python-default"),
+        pytest.param(PYTHON, 64, {"runner": "112Mi"}, id="python-small"),
+        pytest.param(CPP, 16, {"compile": "544Mi", "runner": "56Mi"}, id="cpp-compile-keeps-its-own"),
     ],
 )
-def test_memory_limit_follows_the_request(
-    memory_limit_mb: int, expected_limit: str, expected_request: str
+def test_each_container_is_limited_to_its_step_and_the_runner(
+    language: LanguageSpec, memory_limit_mb: int, limits: dict[str, str]
 ) -> None:
-    # Given a task with a memory limit (python adds 32 MiB runtime overhead in this fixture)
-    built = build_job(task(limits=limits(memory_limit_mb=memory_limit_mb)), TEMPLATE, now_s=NOW_S)
-    resources = as_dict(built)["spec"]["template"]["spec"]["containers"][0]["resources"]
-    # Then the container's memory limit is the sandbox memory, the CPU seed values stay
-    assert resources["limits"] == {"cpu": "500m", "memory": expected_limit}
-    assert resources["requests"] == {"cpu": "100m", "memory": expected_request}
+    # Given a task's memory limit (the run step adds the runtime's overhead; compile has its own)
+    containers = _containers(
+        as_dict(build_job(task(language, memory_limit_mb=memory_limit_mb), TEMPLATE, now_s=NOW_S))
+    )
+    # Then each container's limit is its step's memory plus the runner's 32 MiB, covering every process
+    assert {
+        name: container["resources"]["limits"]["memory"] for name, container in containers.items()
+    } == limits
+    for container in containers.values():
+        requested = int(container["resources"]["requests"]["memory"].removesuffix("Mi"))
+        assert requested <= min(128, int(container["resources"]["limits"]["memory"].removesuffix("Mi")))
+
+
+def test_the_judging_plan_is_on_the_job_and_never_on_the_pod() -> None:
+    built = task()
+    job = as_dict(build_job(built, TEMPLATE, now_s=NOW_S, plan=plan_for(built)))
+    assert JudgingPlan.model_validate_json(
+        job["metadata"]["annotations"][JUDGING_PLAN_ANNOTATION]
+    ) == plan_for(built)
+    assert JUDGING_PLAN_ANNOTATION not in job["spec"]["template"]["metadata"]["annotations"]
 
 
 @pytest.mark.parametrize(
@@ -233,13 +330,28 @@ def test_job_name_is_stable_for_an_execution() -> None:
     assert job_name("abc") == job_name("abc") != job_name("abd")
 
 
-def test_deadlines() -> None:
-    # Given compile 30 s + budget 28 s + grace 10 s
-    job = as_dict(build_job(task(), TEMPLATE, now_s=NOW_S))
-    # Then the Job's own deadline covers the runner's limits, and the sweeper waits a grace longer
-    assert active_deadline_s(task().limits, 10.0) == job["spec"]["activeDeadlineSeconds"] == 68
-    assert job["metadata"]["labels"][DEADLINE_LABEL] == str(int(NOW_S) + 68 + 10)
-    assert active_deadline_s(limits(compile_timeout_s=0.5, total_budget_s=0.2), 0.0) == 1
+@pytest.mark.parametrize(
+    ("built", "times", "deadline_s"),
+    [
+        pytest.param(task(timeout_s=10), {"runner": 10}, 20, id="one-case"),
+        pytest.param(task(cases=(TaskCase(),) * 2, timeout_s=2), {"runner": 4}, 14, id="cases-x-timeout"),
+        pytest.param(
+            task(cases=(TaskCase(),) * 5, timeout_s=10), {"runner": 28}, 38, id="capped-by-the-budget"
+        ),
+        pytest.param(task(CPP, timeout_s=1), {"compile": 28, "runner": 1}, 38, id="compile-and-run"),
+        pytest.param(
+            task(CPP, timeout_s=1, total_budget_s=40), {"compile": 30, "runner": 1}, 41, id="compile"
+        ),
+    ],
+)
+def test_deadlines_are_the_runs_own_time(built: RunnerTask, times: dict[str, float], deadline_s: int) -> None:
+    # Given a task's own limits / When its Job is built
+    job = as_dict(build_job(built, TEMPLATE, now_s=NOW_S))
+    # Then each container's time is its step's, the Job's deadline their sum (within the budget) + 10 s of
+    # grace, and the sweeper waits a grace longer
+    assert container_times_s(built) == times
+    assert active_deadline_s(built, 10.0) == job["spec"]["activeDeadlineSeconds"] == deadline_s
+    assert job["metadata"]["labels"][DEADLINE_LABEL] == str(int(NOW_S) + deadline_s + 10)
 
 
 def test_runtime_class_is_optional() -> None:
@@ -296,7 +408,9 @@ def test_template_from_settings() -> None:
         k8s_cpu_request="200m",
         k8s_cpu_limit="1",
         k8s_memory_request_mb=64,
+        k8s_runner_overhead_mb=48,
         k8s_tmp_size_mb=32,
+        k8s_box_size_mb=100,
         k8s_job_ttl_s=60,
         k8s_deadline_grace_s=5,
         k8s_node_selector={"code-exec/untrusted": "true"},
@@ -314,7 +428,9 @@ def test_template_from_settings() -> None:
         cpu_request="200m",
         cpu_limit="1",
         memory_request_mb=64,
+        runner_overhead_mb=48,
         tmp_size_mb=32,
+        box_size_mb=100,
         job_ttl_s=60,
         deadline_grace_s=5,
         runtime_class_name="gvisor",

@@ -1,4 +1,4 @@
-"""Pod and Job status -> what the runner could not see (OOM kill, deadline kill, unstartable image)."""
+"""Pod and Job status -> what the runners could not see: which container ended how, deadlines, bad images."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 from kubernetes.client import (
     V1Container,
     V1ContainerState,
+    V1ContainerStateRunning,
     V1ContainerStateTerminated,
     V1ContainerStateWaiting,
     V1ContainerStatus,
@@ -25,47 +26,73 @@ from kubernetes.client import (
 )
 
 from functions.backends.kubernetes.pod_state import (
-    PodObservation,
+    ContainerEnd,
     PodPhase,
     job_failure_reason,
     memory_limit_mb,
     observe_pod,
 )
-from functions.backends.kubernetes.report import assemble_report, parse_report
-from functions.core.protocol import CaseReport, RunnerReport, b64decode
-from functions.core.verdicts import TIMEOUT_EXIT_CODE, Verdict
 
 T0 = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
 
 
-def pod(
-    phase: str = "Pending", *, waiting: str | None = None, terminated: dict[str, Any] | None = None
-) -> V1Pod:
-    state = None
+def state(
+    *, waiting: str | None = None, running: bool = False, terminated: dict[str, Any] | None = None
+) -> V1ContainerState | None:
     if waiting is not None:
-        state = V1ContainerState(waiting=V1ContainerStateWaiting(reason=waiting, message="pull failed"))
+        return V1ContainerState(waiting=V1ContainerStateWaiting(reason=waiting, message="pull failed"))
+    if running:
+        return V1ContainerState(running=V1ContainerStateRunning(started_at=T0))
     if terminated is not None:
-        state = V1ContainerState(
+        return V1ContainerState(
             terminated=V1ContainerStateTerminated(
                 started_at=T0, finished_at=T0 + timedelta(seconds=2), **terminated
             )
         )
-    statuses = None
-    if state is not None:
-        statuses = [
-            V1ContainerStatus(
-                name="runner", image="i", image_id="", ready=False, restart_count=0, state=state
-            )
-        ]
+    return None
+
+
+def _status(name: str, container_state: V1ContainerState | None) -> list[V1ContainerStatus] | None:
+    if container_state is None:
+        return None
+    return [
+        V1ContainerStatus(
+            name=name, image="i", image_id="", ready=False, restart_count=0, state=container_state
+        )
+    ]
+
+
+def pod(
+    phase: str = "Pending",
+    *,
+    waiting: str | None = None,
+    running: bool = False,
+    terminated: dict[str, Any] | None = None,
+    compile_state: V1ContainerState | None = None,
+) -> V1Pod:
+    """A run's pod; with `compile_state`, a compiled language's (the init container `compile`)."""
+    limits = V1ResourceRequirements(limits={"memory": "288Mi"})
     return V1Pod(
         metadata=V1ObjectMeta(name="exec-1-abcde"),
         spec=V1PodSpec(
-            containers=[
-                V1Container(name="runner", resources=V1ResourceRequirements(limits={"memory": "288Mi"}))
+            init_containers=[
+                V1Container(name="compile", resources=V1ResourceRequirements(limits={"memory": "544Mi"}))
             ]
+            if compile_state is not None
+            else None,
+            containers=[V1Container(name="runner", resources=limits)],
         ),
-        status=V1PodStatus(phase=phase, container_statuses=statuses),
+        status=V1PodStatus(
+            phase=phase,
+            init_container_statuses=_status("compile", compile_state),
+            container_statuses=_status(
+                "runner", state(waiting=waiting, running=running, terminated=terminated)
+            ),
+        ),
     )
+
+
+COMPILED_OK = state(terminated={"exit_code": 0, "reason": "Completed"})
 
 
 @pytest.mark.parametrize(
@@ -73,7 +100,26 @@ def pod(
     [
         pytest.param(pod(), False, PodPhase.PENDING, None, id="unscheduled"),
         pytest.param(pod(waiting="ContainerCreating"), False, PodPhase.PENDING, None, id="creating"),
-        pytest.param(pod("Running"), False, PodPhase.RUNNING, None, id="running"),
+        pytest.param(pod("Running", running=True), False, PodPhase.RUNNING, None, id="running"),
+        pytest.param(pod(compile_state=state(running=True)), False, PodPhase.RUNNING, None, id="compiling"),
+        pytest.param(
+            pod(waiting="PodInitializing", compile_state=COMPILED_OK),
+            False,
+            PodPhase.RUNNING,
+            None,
+            id="between",
+        ),
+        pytest.param(
+            pod(
+                "Failed",
+                waiting="PodInitializing",
+                compile_state=state(terminated={"exit_code": 1, "reason": "Error"}),
+            ),
+            False,
+            PodPhase.TERMINATED,
+            None,
+            id="compile-failed",
+        ),
         pytest.param(
             pod(waiting="ErrImagePull"), False, PodPhase.UNSTARTABLE, "ErrImagePull", id="err-image-pull"
         ),
@@ -94,22 +140,24 @@ def pod(
             pod("Succeeded", terminated={"exit_code": 0, "reason": "Completed"}),
             False,
             PodPhase.TERMINATED,
-            "Completed",
+            None,
             id="completed",
         ),
         pytest.param(
             pod("Failed", terminated={"exit_code": 137, "reason": "OOMKilled"}),
             False,
             PodPhase.TERMINATED,
-            "OOMKilled",
+            None,
             id="oom-killed",
         ),
-        pytest.param(pod("Running"), True, PodPhase.GONE, "Deleted", id="deleted-while-running"),
+        pytest.param(
+            pod("Running", running=True), True, PodPhase.GONE, "Deleted", id="deleted-while-running"
+        ),
         pytest.param(
             pod("Failed", terminated={"exit_code": 1, "reason": "Error"}),
             True,
             PodPhase.TERMINATED,
-            "Error",
+            None,
             id="deleted-after-terminating",
         ),
     ],
@@ -120,14 +168,34 @@ def test_observe_pod(subject: V1Pod, deleted: bool, phase: PodPhase, reason: str
     assert observation.pod_name == "exec-1-abcde"
 
 
-def test_terminated_pod_reports_exit_code_and_wall_time() -> None:
-    observation = observe_pod(pod("Failed", terminated={"exit_code": 3, "reason": "Error"}))
-    assert (observation.exit_code, observation.wall_time_s, observation.finished) == (3, 2.0, True)
+def test_each_container_end_is_observed() -> None:
+    observation = observe_pod(
+        pod("Failed", terminated={"exit_code": 137, "reason": "OOMKilled"}, compile_state=COMPILED_OK)
+    )
+    assert observation.finished
+    assert observation.compile == ContainerEnd(exit_code=0, reason="Completed", wall_time_s=2.0)
+    assert observation.runner == ContainerEnd(exit_code=137, reason="OOMKilled", wall_time_s=2.0)
+    assert observation.runner.oom_killed
 
 
-def test_memory_limit_is_read_from_the_pod() -> None:
-    assert memory_limit_mb(pod()) == 288
-    assert memory_limit_mb(None) == 0
+@pytest.mark.parametrize(
+    ("subject", "running"),
+    [
+        pytest.param(pod(), None, id="not-started"),
+        pytest.param(pod(compile_state=state(running=True)), "compile", id="compiling"),
+        pytest.param(pod(waiting="PodInitializing", compile_state=COMPILED_OK), None, id="between"),
+        pytest.param(pod("Running", running=True, compile_state=COMPILED_OK), "runner", id="running"),
+    ],
+)
+def test_the_running_container_is_named(subject: V1Pod, running: str | None) -> None:
+    # The service's wait counts each container's own time from when it is seen running
+    assert observe_pod(subject).running == running
+
+
+def test_memory_limits_are_read_from_the_pod() -> None:
+    subject = pod(compile_state=COMPILED_OK)
+    assert (memory_limit_mb(subject, "compile"), memory_limit_mb(subject, "runner")) == (544, 288)
+    assert memory_limit_mb(None, "runner") == 0
 
 
 def job(*, conditions: tuple[tuple[str, str], ...] = (), started: datetime | None = T0) -> V1Job:
@@ -160,81 +228,3 @@ def job(*, conditions: tuple[tuple[str, str], ...] = (), started: datetime | Non
 )
 def test_job_failure_reason(subject: V1Job, seconds_later: int, expected: str | None) -> None:
     assert job_failure_reason(subject, now=T0 + timedelta(seconds=seconds_later)) == expected
-
-
-ACCEPTED = RunnerReport(language_version="3.11.7", cases=[CaseReport(verdict=Verdict.ACCEPTED, exit_code=0)])
-SIGKILLED = RunnerReport(
-    language_version="3.11.7",
-    cases=[
-        CaseReport(verdict=Verdict.ACCEPTED, exit_code=0),
-        CaseReport(verdict=Verdict.RUNTIME_ERROR, exit_code=-9, signal="SIGKILL"),
-    ],
-)
-
-
-def _observation(reason: str | None, exit_code: int | None = 0) -> PodObservation:
-    return PodObservation(PodPhase.TERMINATED, "p", exit_code=exit_code, reason=reason, wall_time_s=1.5)
-
-
-def test_report_passes_through_when_the_runner_wrote_one() -> None:
-    report = assemble_report(
-        _observation("Completed"), ACCEPTED, job_failure=None, language_version="3.11.7", memory_limit_mb=288
-    )
-    assert report == ACCEPTED
-
-
-def test_oom_kill_without_report_is_memory_limit_exceeded() -> None:
-    # Given a container the kernel OOM-killed before the runner could write anything
-    report = assemble_report(
-        _observation("OOMKilled", 137), None, job_failure=None, language_version="3.11.7", memory_limit_mb=288
-    )
-    # Then the run is memory_limit_exceeded, with the sandbox's limit as its memory
-    (case,) = report.cases
-    assert (case.verdict, case.exit_code, case.signal, case.memory_kb) == (
-        Verdict.MEMORY_LIMIT_EXCEEDED,
-        137,
-        "SIGKILL",
-        288 * 1024,
-    )
-    assert "memory" in b64decode(case.stderr_b64).decode()
-    assert report.language_version == "3.11.7"
-
-
-def test_oom_kill_turns_the_runners_sigkill_into_memory_limit_exceeded() -> None:
-    report = assemble_report(
-        _observation("OOMKilled"), SIGKILLED, job_failure=None, language_version="3.11.7", memory_limit_mb=288
-    )
-    assert [case.verdict for case in report.cases] == [Verdict.ACCEPTED, Verdict.MEMORY_LIMIT_EXCEEDED]
-
-
-def test_deadline_kill_without_report_is_time_limit_exceeded() -> None:
-    observation = PodObservation(PodPhase.GONE, "p", reason="Deleted")
-    report = assemble_report(
-        observation, None, job_failure="DeadlineExceeded", language_version="3.11.7", memory_limit_mb=288
-    )
-    (case,) = report.cases
-    assert (case.verdict, case.exit_code) == (Verdict.TIME_LIMIT_EXCEEDED, TIMEOUT_EXIT_CODE)
-
-
-def test_runner_crash_without_report_is_an_internal_error() -> None:
-    report = assemble_report(
-        _observation("Error", 2), None, job_failure=None, language_version="3.11.7", memory_limit_mb=288
-    )
-    assert report.internal_error is not None
-    assert "exit code 2" in report.internal_error
-
-
-@pytest.mark.parametrize(
-    ("log", "expected"),
-    [
-        pytest.param(ACCEPTED.model_dump_json().encode(), ACCEPTED, id="just-the-document"),
-        pytest.param(
-            b"warning: x\n" + ACCEPTED.model_dump_json().encode() + b"\n", ACCEPTED, id="stray-line-before"
-        ),
-        pytest.param(b"", None, id="empty"),
-        pytest.param(b"Traceback (most recent call last):\n  boom\n", None, id="crash"),
-        pytest.param(b'{"cases": [{"verdict": "nonsense"}]}', None, id="invalid-document"),
-    ],
-)
-def test_parse_report(log: bytes, expected: RunnerReport | None) -> None:
-    assert parse_report(log) == expected

@@ -8,7 +8,6 @@ import pytest
 
 from functions.core.languages import load_registry
 from functions.core.protocol import RunnerReport, RunnerTask
-from functions.core.verdicts import Verdict
 from tests.unit.conftest import RUNNERS_DIR, TOOLCHAINS, make_task, needs_toolchain, unb64
 
 RunTask = Callable[[RunnerTask], RunnerReport]
@@ -51,8 +50,8 @@ def test_each_test_program_prints_ok(run_task: RunTask, name: str) -> None:
     language = load_registry(RUNNERS_DIR).get(name)
     source = (RUNNERS_DIR / name / language.test_program).read_text()
     report = run_task(make_task(name, source))
-    # Then it prints exactly OK and the reported version starts with the pinned one
+    # Then it exits 0 printing exactly OK, and the reported version starts with the pinned one
     assert report.internal_error is None
-    assert report.cases[0].verdict is Verdict.ACCEPTED
-    assert unb64(report.cases[0].stdout_b64) == b"OK\n"
+    assert report.cases[0].exit_code == 0
+    assert unb64(report.cases[0].stdout.data_b64) == b"OK\n"
     assert report.language_version.startswith(language.version)

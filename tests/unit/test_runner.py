@@ -1,4 +1,4 @@
-"""The runner program, per language: the real toolchains on this machine, no sandbox around it."""
+"""The runner program, per language: the real toolchains on this machine, in containers as a pod runs them."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from functions.core.protocol import RunnerReport, RunnerTask, TaskCase
+from functions.core.protocol import ProcessReport, RunnerReport, RunnerTask, TaskCase
 from functions.core.verdicts import TIMEOUT_EXIT_CODE, Verdict
-from tests.unit.conftest import b64, make_task, needs_toolchain, unb64
+from tests.unit.conftest import b64, judged, make_task, needs_toolchain, unb64
 
 RunTask = Callable[[RunnerTask], RunnerReport]
 PROMPT_S = 10  # generous bound for "answered promptly"
@@ -99,54 +99,64 @@ PROGRAMS = {
 LANGUAGES = [pytest.param(name, id=name, marks=needs_toolchain(name)) for name in PROGRAMS]
 
 
-def only_case(report: RunnerReport) -> tuple[Verdict, int | None, bytes, bytes]:
+def only_case(report: RunnerReport) -> ProcessReport:
     assert report.internal_error is None
     assert len(report.cases) == 1
-    case = report.cases[0]
-    return case.verdict, case.exit_code, unb64(case.stdout_b64), unb64(case.stderr_b64)
+    return report.cases[0]
+
+
+def verdict_of(task: RunnerTask, report: RunnerReport) -> Verdict:
+    (judgement,) = judged(task, report)
+    return judgement.verdict
+
+
+def text(stream_b64: str) -> bytes:
+    return unb64(stream_b64)
 
 
 @pytest.mark.parametrize("name", LANGUAGES)
-def test_hello_world_is_accepted_with_the_real_version(run_task: RunTask, name: str) -> None:
+def test_hello_world_exits_zero_with_the_real_version(run_task: RunTask, name: str) -> None:
     # Given a hello-world program / When the runner runs it
-    report = run_task(make_task(name, PROGRAMS[name].hello))
-    # Then it is accepted, prints the greeting and reports the toolchain's real version
-    verdict, exit_code, stdout, _ = only_case(report)
-    assert (verdict, exit_code, stdout) == (Verdict.ACCEPTED, 0, b"Hello, World!\n")
+    task = make_task(name, PROGRAMS[name].hello)
+    report = run_task(task)
+    # Then it exits 0, prints the greeting, is accepted, and the toolchain's real version is reported
+    case = only_case(report)
+    assert (case.exit_code, case.signal, text(case.stdout.data_b64)) == (0, None, b"Hello, World!\n")
+    assert verdict_of(task, report) is Verdict.ACCEPTED
     assert report.language_version[0].isdigit()
-    assert report.cases[0].memory_kb > 0
-    assert report.cases[0].wall_time_s > 0
+    assert case.memory_kb > 0
+    assert case.wall_time_s > 0
 
 
 @pytest.mark.parametrize("name", LANGUAGES)
 def test_stdin_is_echoed(run_task: RunTask, name: str) -> None:
     # Given a program that copies stdin to stdout and 1 MiB of input
-    text = b"line one\nline two\n" + b"z" * (1024 * 1024)
+    data = b"line one\nline two\n" + b"z" * (1024 * 1024)
     task = make_task(
-        name, PROGRAMS[name].echo_stdin, cases=[TaskCase(stdin_b64=b64(text))], output_limit_bytes=2 << 20
+        name, PROGRAMS[name].echo_stdin, cases=[TaskCase(stdin_b64=b64(data))], output_limit_bytes=2 << 20
     )
     # When it runs / Then every byte comes back (large stdin does not deadlock)
-    verdict, _, stdout, _ = only_case(run_task(task))
-    assert verdict is Verdict.ACCEPTED
-    assert stdout == text
+    case = only_case(run_task(task))
+    assert (case.exit_code, text(case.stdout.data_b64)) == (0, data)
 
 
 @pytest.mark.parametrize("name", LANGUAGES)
 def test_args_are_passed(run_task: RunTask, name: str) -> None:
     # Given arguments with a space and a shell metacharacter / When run
-    report = run_task(make_task(name, PROGRAMS[name].print_args, args=["a b", "$HOME", "c"]))
+    case = only_case(run_task(make_task(name, PROGRAMS[name].print_args, args=["a b", "$HOME", "c"])))
     # Then the program receives them verbatim, no shell in between
-    verdict, _, stdout, _ = only_case(report)
-    assert (verdict, stdout) == (Verdict.ACCEPTED, b"a b $HOME c\n")
+    assert (case.exit_code, text(case.stdout.data_b64)) == (0, b"a b $HOME c\n")
 
 
 @pytest.mark.parametrize("name", LANGUAGES)
-def test_non_zero_exit_is_a_runtime_error(run_task: RunTask, name: str) -> None:
-    # Given a program exiting 3 / When run / Then runtime_error with its exit code and stderr
-    report = run_task(make_task(name, PROGRAMS[name].exit_3))
-    verdict, exit_code, _, stderr = only_case(report)
-    assert (verdict, exit_code, stderr) == (Verdict.RUNTIME_ERROR, 3, b"bye\n")
-    assert report.cases[0].signal is None
+def test_non_zero_exit_is_reported_with_its_code(run_task: RunTask, name: str) -> None:
+    # Given a program exiting 3 / When run
+    task = make_task(name, PROGRAMS[name].exit_3)
+    report = run_task(task)
+    # Then its exit code and stderr are the facts, and the judge calls it a runtime error
+    case = only_case(report)
+    assert (case.exit_code, case.signal, text(case.stderr.data_b64)) == (3, None, b"bye\n")
+    assert verdict_of(task, report) is Verdict.RUNTIME_ERROR
 
 
 @pytest.mark.parametrize("name", LANGUAGES)
@@ -155,59 +165,56 @@ def test_infinite_loop_is_killed_at_the_timeout(run_task: RunTask, name: str) ->
     task = make_task(name, PROGRAMS[name].infinite_loop, timeout_s=1.0)
     # When run
     report = run_task(task)
-    # Then it is killed: time_limit_exceeded, exit code 124 and a note on stderr, within timeout + 2 s
-    verdict, exit_code, _, stderr = only_case(report)
-    assert (verdict, exit_code) == (Verdict.TIME_LIMIT_EXCEEDED, TIMEOUT_EXIT_CODE)
-    assert b"Time limit exceeded: the program was killed after 1 s" in stderr
-    assert 0.9 <= report.cases[0].wall_time_s < 3
+    # Then the runner killed it at its limit (SIGKILL, timed out), within timeout + 2 s
+    case = only_case(report)
+    assert (case.timed_out, case.exit_code, case.signal) == (True, None, 9)
+    (judgement,) = judged(task, report)
+    assert (judgement.verdict, judgement.exit_code) == (Verdict.TIME_LIMIT_EXCEEDED, TIMEOUT_EXIT_CODE)
+    assert 0.9 <= case.wall_time_s < 3
 
 
 @pytest.mark.parametrize("name", LANGUAGES)
 def test_allocation_beyond_the_memory_limit(run_task: RunTask, name: str) -> None:
     # Given a 64 MB limit and a program that allocates 512 MB
     task = make_task(name, PROGRAMS[name].allocate_512_mb, memory_limit_mb=64)
-    # When run / Then memory_limit_exceeded
-    verdict, _, stdout, _ = only_case(run_task(task))
-    assert verdict is Verdict.MEMORY_LIMIT_EXCEEDED
-    assert stdout == b""
+    # When run / Then it fails the way its runtime fails for memory, and the judge calls it so
+    report = run_task(task)
+    case = only_case(report)
+    assert text(case.stdout.data_b64) == b""
+    assert verdict_of(task, report) is Verdict.MEMORY_LIMIT_EXCEEDED
 
 
 @pytest.mark.parametrize("name", LANGUAGES)
-def test_ten_mb_of_output_is_truncated_promptly(run_task: RunTask, name: str) -> None:
+def test_ten_mb_of_output_is_kept_capped_and_counted(run_task: RunTask, name: str) -> None:
     # Given a program printing 10 MB and a 64 KiB output limit
     task = make_task(name, PROGRAMS[name].print_10_mb, output_limit_bytes=64 * 1024)
     # When run
     started = time.monotonic()
     report = run_task(task)
-    # Then it is not killed for printing: accepted, the first 64 KiB kept, flagged truncated, answered promptly
-    verdict, exit_code, stdout, _ = only_case(report)
-    assert (verdict, exit_code) == (Verdict.ACCEPTED, 0)
-    assert stdout == b"x" * (64 * 1024)
-    assert report.cases[0].stdout_truncated
-    assert not report.cases[0].stderr_truncated
+    # Then it is not killed for printing: the first 64 KiB are kept, every byte counted, promptly
+    case = only_case(report)
+    assert case.exit_code == 0
+    assert text(case.stdout.data_b64) == b"x" * (64 * 1024)
+    assert case.stdout.total_bytes == 10 * 1024 * 1024
+    assert text(case.stdout.tail_b64) == b"x" * 4096
+    assert case.stderr.total_bytes == 0
     assert time.monotonic() - started < PROMPT_S
 
 
 @pytest.mark.parametrize("name", LANGUAGES)
-def test_test_cases_compile_once_and_get_per_case_verdicts(run_task: RunTask, name: str) -> None:
+def test_test_cases_compile_once_and_are_judged_each(run_task: RunTask, name: str) -> None:
     # Given three cases for an echo program, the second one expecting something else
-    cases = [
-        TaskCase(stdin_b64=b64("1\n"), expected_output_b64=b64("1  \n\n")),  # trailing spaces/lines ignored
-        TaskCase(stdin_b64=b64("2\n"), expected_output_b64=b64("3\n")),
-        TaskCase(stdin_b64=b64("3\n"), expected_output_b64=b64("3\n")),
-    ]
+    cases = [TaskCase(stdin_b64=b64(f"{n}\n")) for n in (1, 2, 3)]
+    task = make_task(name, PROGRAMS[name].echo_stdin, cases=cases)
     # When run
-    report = run_task(make_task(name, PROGRAMS[name].echo_stdin, cases=cases))
-    # Then one verdict per case, in order; a compiled language compiled once for all of them
-    assert [case.verdict for case in report.cases] == [
-        Verdict.ACCEPTED,
-        Verdict.WRONG_ANSWER,
-        Verdict.ACCEPTED,
-    ]
-    assert [unb64(case.stdout_b64) for case in report.cases] == [b"1\n", b"2\n", b"3\n"]
+    report = run_task(task)
+    # Then one set of facts per case, in order; a compiled language compiled once for all of them
+    assert [text(case.stdout.data_b64) for case in report.cases] == [b"1\n", b"2\n", b"3\n"]
+    verdicts = [j.verdict for j in judged(task, report, ["1  \n\n", "3\n", "3\n"])]
+    assert verdicts == [Verdict.ACCEPTED, Verdict.WRONG_ANSWER, Verdict.ACCEPTED]
     assert (report.compile is not None) == (name in {"cpp", "java"})
     if report.compile is not None:
-        assert report.compile.succeeded
+        assert report.compile.exit_code == 0
 
 
 COMPILE_ERRORS = {
@@ -226,22 +233,28 @@ def test_compile_error_reports_the_compiler_output_and_runs_nothing(run_task: Ru
     source, expected_message = COMPILE_ERRORS[name]
     # Given a program that does not compile / When run
     report = run_task(make_task(name, source))
-    # Then the compile failed with the compiler's message and no case ran
+    # Then the compile step failed with the compiler's message (stdout and stderr merged) and no case ran
     assert report.compile is not None
-    assert not report.compile.succeeded
     assert report.compile.exit_code not in (0, None)
-    assert expected_message in unb64(report.compile.output_b64)
+    assert expected_message in text(report.compile.stdout.data_b64)
     assert report.cases == []
 
 
 @needs_toolchain("cpp")
-def test_cpp_segfault_is_a_runtime_error_with_the_signal_name(run_task: RunTask) -> None:
+def test_cpp_segfault_is_death_by_sigsegv(run_task: RunTask) -> None:
     # Given a C++ program writing through a null pointer the compiler cannot see
     source = "int main() { volatile int* volatile p = nullptr; *p = 1; return 0; }\n"
-    # When run / Then runtime_error, SIGSEGV, exit code 128 + 11
-    report = run_task(make_task("cpp", source))
-    verdict, exit_code, _, _ = only_case(report)
-    assert (verdict, exit_code, report.cases[0].signal) == (Verdict.RUNTIME_ERROR, 139, "SIGSEGV")
+    task = make_task("cpp", source)
+    # When run / Then it died of SIGSEGV: runtime_error, exit code 128 + 11
+    report = run_task(task)
+    case = only_case(report)
+    assert (case.exit_code, case.signal) == (None, 11)
+    (judgement,) = judged(task, report)
+    assert (judgement.verdict, judgement.exit_code, judgement.signal_name) == (
+        Verdict.RUNTIME_ERROR,
+        139,
+        "SIGSEGV",
+    )
 
 
 @needs_toolchain("java")
@@ -252,5 +265,5 @@ def test_java_public_class_with_any_name(run_task: RunTask) -> None:
         "public final class Greeter {\n    public static void main(String[] a) { System.out.println(Helper.greet()); }\n}\n"
     )
     # When run / Then it compiles as Greeter.java and runs
-    verdict, _, stdout, _ = only_case(run_task(make_task("java", source)))
-    assert (verdict, stdout) == (Verdict.ACCEPTED, b"hi\n")
+    case = only_case(run_task(make_task("java", source)))
+    assert (case.exit_code, text(case.stdout.data_b64)) == (0, b"hi\n")

@@ -1,92 +1,103 @@
-"""The runner's documents and its guarantees that do not depend on the language (python3 as the example)."""
+"""The runner's documents and the guarantees that do not depend on the language (python3 as the example)."""
 
 from __future__ import annotations
 
 import base64
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import runner_documents
+import runner_phases
+import runner_workdir
+from runner import PHASE_ENV as RUNNER_PHASE_ENV
 
-from functions.core.protocol import CaseReport, CompileReport, RunnerReport, RunnerTask, TaskCase
-from functions.core.verdicts import TIMEOUT_EXIT_CODE, Verdict
-from tests.unit.conftest import (
-    RUNNER,
-    RUNNER_DEADLINE_S,
-    SYSTEM_PYTHON,
-    b64,
-    make_task,
-    needs_toolchain,
-    run_runner_raw,
-    unb64,
+from functions.backends.kubernetes import constants
+from functions.core.protocol import (
+    PROGRAM_DIR,
+    ProcessReport,
+    RunnerReport,
+    RunnerTask,
+    StreamReport,
+    TaskCase,
 )
+from functions.core.verdicts import Verdict
+from tests.unit.conftest import RunPod, b64, judged, make_task, needs_toolchain, unb64
 
 RunTask = Callable[[RunnerTask], RunnerReport]
 pytestmark = needs_toolchain("python")
 
-PRINT_ENVIRONMENT = "import os\nprint(' '.join(sorted(os.environ)))\n"
-CHILD_ENV_NAMES = "HOME LANG PATH PYTHONIOENCODING TMPDIR"
+PRINT_ENVIRONMENT = "import os\nprint(' '.join(sorted(os.environ)), os.getcwd(), os.environ['HOME'])\n"
 
 
-def chunked_env(task: RunnerTask, chunk_chars: int) -> dict[str, str]:
-    encoded = base64.b64encode(task.model_dump_json().encode()).decode("ascii")
-    chunks = [encoded[start : start + chunk_chars] for start in range(0, len(encoded), chunk_chars)]
-    env = {f"RUNNER_TASK_{index}": chunk for index, chunk in enumerate(chunks)}
-    env["RUNNER_TASK_CHUNKS"] = str(len(chunks))
-    return env
+def stdout_of(report: RunnerReport, index: int = 0) -> bytes:
+    return unb64(report.cases[index].stdout.data_b64)
 
 
-def test_report_fields_are_exactly_the_protocol() -> None:
+def test_the_runner_names_what_the_job_builder_names() -> None:
+    # The runner is standard-library only and cannot import the service: the shared names are kept equal here
+    assert RUNNER_PHASE_ENV == constants.PHASE_ENV
+    assert (runner_documents.CHUNKS_ENV, runner_documents.CHUNK_ENV_PREFIX) == (
+        constants.TASK_CHUNKS_ENV,
+        constants.TASK_CHUNK_ENV_PREFIX,
+    )
+    assert runner_workdir.PROGRAM_DIR == PROGRAM_DIR == constants.BOX_MOUNT_PATH
+    assert runner_workdir.SCRATCH_DIR == constants.TMP_MOUNT_PATH
+    assert runner_phases.STATE_DIR == constants.STATE_MOUNT_PATH
+
+
+def test_report_fields_are_exactly_the_protocol(run_pod: RunPod) -> None:
     # Given any task / When run
-    outcome = run_runner_raw(make_task("python", "print(1)\n").model_dump_json().encode())
-    # Then the document has exactly the fields of RunnerReport / CaseReport, and the runner exits 0
-    assert outcome.returncode == 0
-    assert set(outcome.raw) == set(RunnerReport.model_fields)
-    assert set(outcome.raw["cases"][0]) == set(CaseReport.model_fields)
+    (container,) = run_pod(make_task("python", "print(1)\n")).containers
+    # Then the document has exactly the fields of the protocol's models, and the runner exits 0
+    assert container.outcome.exit_code == 0
+    assert container.raw is not None
+    assert set(container.raw) == set(RunnerReport.model_fields)
+    assert set(container.raw["cases"][0]) == set(ProcessReport.model_fields)
+    assert set(container.raw["cases"][0]["stdout"]) == set(StreamReport.model_fields)
 
 
 @needs_toolchain("cpp")
-def test_compile_report_fields_are_exactly_the_protocol() -> None:
-    outcome = run_runner_raw(make_task("cpp", "int main() {}\n").model_dump_json().encode())
-    assert set(outcome.raw["compile"]) == set(CompileReport.model_fields)
+def test_the_compile_container_reports_the_compile_step_only(run_pod: RunPod) -> None:
+    compile_container, runner_container = run_pod(make_task("cpp", "int main() {}\n")).containers
+    assert compile_container.raw is not None
+    assert set(compile_container.raw["compile"]) == set(ProcessReport.model_fields)
+    assert compile_container.raw["cases"] == []
+    assert runner_container.raw is not None
+    assert runner_container.raw["compile"] is None
 
 
-def test_task_from_env_chunks_and_the_program_sees_none_of_the_runner_env() -> None:
-    # Given a task carried in three env chunks, next to a secret in the runner's own environment
-    task = make_task("python", PRINT_ENVIRONMENT)
-    env = chunked_env(task, chunk_chars=len(task.model_dump_json()) // 2)
-    assert int(env["RUNNER_TASK_CHUNKS"]) >= 3
-    env["SERVICE_SECRET"] = "do-not-leak"
-    # When the runner runs with no stdin
-    outcome = run_runner_raw(b"", env)
-    # Then it read the task from the chunks, and the program saw only its own minimal environment
-    assert outcome.report.internal_error is None
-    assert unb64(outcome.report.cases[0].stdout_b64).decode().split() == CHILD_ENV_NAMES.split()
-
-
-def test_the_program_sees_a_minimal_environment(run_task: RunTask) -> None:
-    source = "import os\nprint(os.environ['PATH'], os.environ['HOME'] == os.getcwd(), os.environ['TMPDIR'] == os.getcwd())\n"
-    report = run_task(make_task("python", source))
-    assert unb64(report.cases[0].stdout_b64) == b"/usr/local/bin:/usr/bin:/bin True True\n"
+def test_the_program_sees_the_fixed_environment_and_nothing_of_the_runner(run_pod: RunPod) -> None:
+    # Given a task in several env chunks (300 KB of stdin), and a secret in the container's environment
+    task = make_task("python", PRINT_ENVIRONMENT, cases=[TaskCase(stdin_b64=b64(b"y" * 300_000))])
+    # When it runs
+    report = run_pod(task, env={"SERVICE_SECRET": "do-not-leak"}).report
+    # Then the program saw only its fixed environment, in a fresh /tmp
+    assert stdout_of(report) == b"HOME LANG LC_ALL PATH PYTHONIOENCODING TMPDIR /tmp /tmp\n"
 
 
 @pytest.mark.parametrize(
-    ("stdin", "expected"),
+    ("env", "expected"),
     [
-        pytest.param(b"not json", "could not read its task", id="invalid-json"),
-        pytest.param(b"[1, 2]", "could not read its task", id="not-an-object"),
-        pytest.param(b'{"language": {}}', "the runner failed: KeyError", id="missing-fields"),
+        pytest.param({constants.PHASE_ENV: ""}, "RUNNER_PHASE must be", id="no-phase"),
+        pytest.param({"RUNNER_TASK_0": "not base64!"}, "could not read its task", id="not-base64"),
+        pytest.param(
+            {"RUNNER_TASK_0": base64.b64encode(b"[1, 2]").decode()}, "must be a JSON object", id="array"
+        ),
+        pytest.param(
+            {"RUNNER_TASK_0": base64.b64encode(b"{}").decode()}, "the runner failed: KeyError", id="fields"
+        ),
+        pytest.param({"RUNNER_TASK_CHUNKS": "2"}, "could not read its task", id="missing-chunk"),
     ],
 )
-def test_a_bad_task_still_gets_a_report(stdin: bytes, expected: str) -> None:
-    # Given a task document the runner cannot use / When run
-    outcome = run_runner_raw(stdin)
-    # Then it still writes one report, with internal_error, and exits 0
-    assert outcome.returncode == 0
-    assert outcome.report.internal_error is not None
-    assert expected in outcome.report.internal_error
+def test_a_bad_task_still_gets_a_report(run_pod: RunPod, env: dict[str, str], expected: str) -> None:
+    # Given a container whose task the runner cannot use / When it runs
+    (container,) = run_pod(make_task("python", "print(1)\n"), env=env).containers
+    # Then it still writes one report, with internal_error, and exits 1 (the pod stops there)
+    assert container.outcome.exit_code == 1
+    assert container.report.internal_error is not None
+    assert expected in container.report.internal_error
 
 
 def test_the_budget_clamps_cases_and_skips_the_rest(run_task: RunTask) -> None:
@@ -98,61 +109,58 @@ def test_the_budget_clamps_cases_and_skips_the_rest(run_task: RunTask) -> None:
     started = time.monotonic()
     report = run_task(task)
     # Then the first case gets its 1 s, the second what is left, the third does not run
-    assert [case.verdict for case in report.cases] == [Verdict.TIME_LIMIT_EXCEEDED] * 3
-    assert [case.exit_code for case in report.cases] == [TIMEOUT_EXIT_CODE] * 3
+    assert [case.timed_out for case in report.cases] == [True, True, False]
     assert report.cases[1].wall_time_s < 0.9
-    assert unb64(report.cases[2].stderr_b64) == b"not run: the request's time budget was used up"
+    assert report.cases[2].not_run
+    assert [judgement.verdict for judgement in judged(task, report)] == [Verdict.TIME_LIMIT_EXCEEDED] * 3
     assert time.monotonic() - started < 1.5 + 2
 
 
 def test_large_stdin_the_program_never_reads_does_not_block(run_task: RunTask) -> None:
-    # Given 4 MiB of stdin for a program that exits without reading it / When run
-    task = make_task("python", "print('done')\n", cases=[TaskCase(stdin_b64=b64(b"y" * (4 << 20)))])
-    report = run_task(task)
-    # Then it is simply accepted
-    assert report.cases[0].verdict is Verdict.ACCEPTED
-    assert unb64(report.cases[0].stdout_b64) == b"done\n"
+    # Given 512 KiB of stdin (the service's cap; far beyond a pipe's buffer) for a program that exits without
+    # reading it / When run
+    stdin = b64(b"y" * (512 << 10))
+    report = run_task(make_task("python", "print('done')\n", cases=[TaskCase(stdin_b64=stdin)]))
+    # Then it simply exits 0
+    assert (report.cases[0].exit_code, stdout_of(report)) == (0, b"done\n")
 
 
-def test_no_process_outlives_the_run(run_task: RunTask) -> None:
-    # Given a program that leaves a background child holding its stdout and exits
+def test_nothing_a_case_started_outlives_it(run_task: RunTask) -> None:
+    # Given a program that leaves a daemon behind (its own session, stdout closed), then the same program
+    # listing every process it can see
     source = (
-        "import subprocess, sys\nchild = subprocess.Popen(['sleep', '60'])\nprint(child.pid, flush=True)\n"
+        "import os, sys\n"
+        "pids = sorted(int(name) for name in os.listdir('/proc') if name.isdigit())\n"
+        "print(pids == [1, os.getpid()], flush=True)\n"
+        "if os.fork() == 0:\n"
+        "    os.setsid()\n"
+        "    os.close(1)\n"
+        "    os.execvp('sleep', ['sleep', '60'])\n"
     )
-    # When run
+    # When it runs as two cases
     started = time.monotonic()
-    report = run_task(make_task("python", source))
-    # Then the runner answered at once and the straggler is gone (killed with the process group)
+    report = run_task(make_task("python", source, cases=[TaskCase(), TaskCase()]))
+    # Then both answered at once, and the second case saw only the runner and itself: the daemon is gone
+    assert [stdout_of(report, index) for index in (0, 1)] == [b"True\n", b"True\n"]
     assert time.monotonic() - started < 10
-    assert report.cases[0].verdict is Verdict.ACCEPTED
-    pid = int(unb64(report.cases[0].stdout_b64))
-    assert not process_alive(pid)
-
-
-def process_alive(pid: int) -> bool:
-    """Alive and not a zombie (a killed orphan may wait for a reaper that never comes in a container)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def test_stderr_is_captured_and_capped_separately(run_task: RunTask) -> None:
     source = "import sys\nsys.stderr.write('e' * 100000)\nprint('out')\n"
-    report = run_task(make_task("python", source, output_limit_bytes=1000))
-    case = report.cases[0]
-    assert (unb64(case.stdout_b64), case.stdout_truncated) == (b"out\n", False)
-    assert (unb64(case.stderr_b64), case.stderr_truncated) == (b"e" * 1000, True)
+    case = run_task(make_task("python", source, output_limit_bytes=1000)).cases[0]
+    assert (unb64(case.stdout.data_b64), case.stdout.total_bytes) == (b"out\n", 4)
+    assert (unb64(case.stderr.data_b64), case.stderr.total_bytes) == (b"e" * 1000, 100000)
+    assert unb64(case.stderr.tail_b64) == b"e" * 4096
 
 
-def test_writing_a_file_beyond_the_size_limit_is_output_limit_exceeded(run_task: RunTask) -> None:
-    # Given a 1 MiB file size limit and a program writing 2 MiB to a file (SIGXFSZ)
+def test_writing_a_file_beyond_the_size_limit_dies_of_sigxfsz(run_task: RunTask) -> None:
+    # Given a 1 MiB file size limit and a program writing 2 MiB to a file
     source = "import signal\nsignal.signal(signal.SIGXFSZ, signal.SIG_DFL)\nopen('f', 'wb').write(b'x' * (2 << 20))\n"
-    report = run_task(make_task("python", source, max_file_size_bytes=1 << 20))
-    # Then output_limit_exceeded
-    assert report.cases[0].verdict is Verdict.OUTPUT_LIMIT_EXCEEDED
-    assert report.cases[0].signal == "SIGXFSZ"
+    task = make_task("python", source, max_file_size_bytes=1 << 20)
+    report = run_task(task)
+    # Then it died of SIGXFSZ: output_limit_exceeded
+    assert report.cases[0].signal == 25
+    assert judged(task, report)[0].verdict is Verdict.OUTPUT_LIMIT_EXCEEDED
 
 
 def with_language(task: RunnerTask, **changes: object) -> RunnerTask:
@@ -160,8 +168,9 @@ def with_language(task: RunnerTask, **changes: object) -> RunnerTask:
 
 
 def test_a_missing_interpreter_is_an_internal_error_naming_it(run_task: RunTask) -> None:
-    # Given a language whose run command does not exist on PATH
-    task = with_language(make_task("python", "print(1)\n"), run=("no-such-interpreter", "{file}"))
+    # Given a run step whose command does not exist on PATH
+    task = make_task("python", "print(1)\n")
+    task = task.model_copy(update={"run": task.run.model_copy(update={"argv": ("no-such-interpreter", "x")})})
     # When run / Then the exec failure comes back as the runner's error, naming the command
     report = run_task(task)
     assert report.cases == []
@@ -176,49 +185,45 @@ def test_a_failing_version_command_leaves_the_version_empty(run_task: RunTask) -
     report = run_task(task)
     # Then the program still runs; only the version is unknown
     assert report.language_version == ""
-    assert report.cases[0].verdict is Verdict.ACCEPTED
+    assert report.cases[0].exit_code == 0
 
 
-def test_the_program_gets_no_descriptor_the_runner_inherited(tmp_path: Path) -> None:
-    # Given a runner started with an extra open file descriptor
-    task = make_task(
-        "python",
-        "import os, sys\ntry:\n    os.fstat(int(sys.argv[1]))\n    print('open')\nexcept OSError:\n    print('closed')\n",
+def test_the_program_gets_only_its_three_standard_descriptors(run_task: RunTask) -> None:
+    source = "import os\nprint(sorted(int(fd) for fd in os.listdir('/proc/self/fd'))[:3], len(os.listdir('/proc/self/fd')))\n"
+    # The listing opens one descriptor of its own: 0, 1, 2 and that one
+    assert stdout_of(run_task(make_task("python", source))) == b"[0, 1, 2] 4\n"
+
+
+def test_cases_share_no_files(run_task: RunTask) -> None:
+    # Given a program that lists, then litters, its working directory, its box and /dev/shm, one of them
+    # with a directory it made unwritable
+    source = (
+        "import os\n"
+        "print(sorted(os.listdir('.')), sorted(os.listdir('/box')), sorted(os.listdir('/dev/shm')))\n"
+        "os.makedirs('locked/inner')\n"
+        "open('locked/inner/f', 'w').write('x')\n"
+        "os.chmod('locked', 0)\n"
+        "os.symlink('/box', 'box-link')\n"
+        "open('/box/extra.py', 'w').write('x')\n"
+        "open('/dev/shm/left', 'w').write('x')\n"
     )
-    with (tmp_path / "secret").open("wb") as secret:
-        fd = secret.fileno()
-        completed = subprocess.run(
-            [str(SYSTEM_PYTHON), "-B", str(RUNNER)],
-            input=task.model_copy(update={"args": (str(fd),)}).model_dump_json().encode(),
-            env={},
-            capture_output=True,
-            pass_fds=(fd,),
-            timeout=RUNNER_DEADLINE_S,
-            check=True,
-        )
-    # When the program looks for it / Then it is closed
-    report = RunnerReport.model_validate_json(completed.stdout)
-    assert unb64(report.cases[0].stdout_b64) == b"closed\n"
+    # When it runs for two cases / Then the second starts from what the first started from
+    report = run_task(make_task("python", source, cases=[TaskCase(), TaskCase()]))
+    assert [stdout_of(report, index) for index in (0, 1)] == [b"[] ['main.py'] []\n"] * 2
 
 
-def test_the_work_dir_is_removed_without_following_planted_symlinks(tmp_path: Path) -> None:
-    # Given a file outside the work dir, and a program that links to its folder and leaves nested files
+def test_emptying_a_dir_never_follows_a_link_out_of_it(tmp_path: Path) -> None:
+    # Given a scratch dir holding links to a file and a folder outside it, and nested folders
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "keep.txt").write_text("precious")
-    temp = tmp_path / "temp"
-    temp.mkdir()
-    source = (
-        "import os\n"
-        f"os.symlink({str(outside)!r}, 'link')\n"
-        "os.makedirs('a/b/c')\n"
-        "open('a/b/c/f', 'w').write('x')\n"
-        f"os.symlink({str(outside / 'keep.txt')!r}, 'a/file-link')\n"
-        "print('ok')\n"
-    )
-    # When the runner runs it with its temp dir there
-    outcome = run_runner_raw(make_task("python", source).model_dump_json().encode(), {"TMPDIR": str(temp)})
-    # Then the program ran, its work dir is gone, and what the links pointed at is untouched
-    assert unb64(outcome.report.cases[0].stdout_b64) == b"ok\n"
-    assert list(temp.iterdir()) == []
+    scratch = tmp_path / "scratch"
+    (scratch / "a" / "b").mkdir(parents=True)
+    (scratch / "a" / "b" / "f").write_text("x")
+    (scratch / "link").symlink_to(outside)
+    (scratch / "a" / "file-link").symlink_to(outside / "keep.txt")
+    # When the runner empties it
+    runner_workdir.empty_dir(str(scratch))
+    # Then it is empty, and what the links pointed at is untouched
+    assert list(scratch.iterdir()) == []
     assert (outside / "keep.txt").read_text() == "precious"
