@@ -57,6 +57,11 @@ class KubernetesBackend:
             logger.warning("could not delete job", extra={"job": name, "error": exc.message})
 
 
+def wait_times_s(task: RunnerTask, grace_s: float) -> dict[str, float]:
+    """How long the service waits for each container of `task` once it runs: its own time and `grace_s`."""
+    return {container: time_s + grace_s for container, time_s in container_times_s(task).items()}
+
+
 def retry_policy(settings: Settings) -> RetryPolicy:
     return RetryPolicy(
         max_attempts=settings.k8s_api_max_attempts,

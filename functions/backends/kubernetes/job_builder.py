@@ -181,6 +181,11 @@ def active_deadline_s(task: RunnerTask, grace_s: float) -> int:
     return math.ceil(run_time_s(task) + grace_s)
 
 
+def container_memory_mb(step: StepSpec, template: JobTemplate) -> int:
+    """A container's memory limit: its step's (every process of the step together) and the runner's own."""
+    return step.memory_mb + template.runner_overhead_mb
+
+
 def phase_tasks(task: RunnerTask) -> tuple[RunnerTask | None, RunnerTask]:
     """(what the compile container gets, what the runner container gets): each only what its phase needs."""
     if task.compile is None:
@@ -318,7 +323,7 @@ def _container(  # noqa: PLR0917 - one container: its name, phase, task, step, v
     mounts: list[V1VolumeMount],
     template: JobTemplate,
 ) -> V1Container:
-    memory_limit_mb = step.memory_mb + template.runner_overhead_mb
+    memory_limit_mb = container_memory_mb(step, template)
     return V1Container(
         name=name,
         image=image_for(task.language, template),

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from kubernetes.client import ApiException, CoreV1Api, V1Pod
 
-from functions.backends.kubernetes.backend import CLEANUP_BUDGET_S, retry_policy
+from functions.backends.kubernetes.backend import CLEANUP_BUDGET_S, retry_policy, wait_times_s
 from functions.backends.kubernetes.constants import JOB_NAME_LABEL
 from functions.backends.kubernetes.job_builder import JobTemplate
 from functions.backends.kubernetes.jobs import JobOperations
@@ -22,8 +22,8 @@ from functions.backends.kubernetes.preflight.model import CheckResult, Context, 
 from functions.backends.kubernetes.preflight.programs import (
     TEST_PROGRAM_OUTPUT,
     languages,
+    prepared_for,
     probe_request,
-    task_for,
     test_program_request,
 )
 from functions.core.errors import ExecutionError
@@ -49,7 +49,8 @@ def run_as_service(
     context: Context, jobs: JobOperations, request: ExecuteRequest, budget_s: float
 ) -> RunOutcome:
     """Submit, watch, read, always delete: the service's own sequence; on a timeout, say what held the pod."""
-    task = task_for(context.settings, request)
+    prepared = prepared_for(context.settings, request)
+    task = prepared.task
     started = jobs.clock()
     deadline = started + budget_s
     try:
@@ -57,9 +58,9 @@ def run_as_service(
     except ExecutionError as exc:
         return RunOutcome(None, exc.message, jobs.clock() - started)
     try:
-        pod, observation = jobs.wait(name, deadline=deadline)
-        report = jobs.report(name, pod, observation, language_version=task.language.version)
-        response = build_response(task, report, include_test_results=False)
+        times_s = wait_times_s(task, context.settings.k8s_wait_grace_s)
+        waited = jobs.wait(name, deadline=deadline, container_times_s=times_s)
+        response = build_response(prepared.plan, jobs.report(name, waited, task))
         return RunOutcome(response, None, jobs.clock() - started)
     except BudgetExhaustedError:
         problem = f"not finished after {budget_s:g} s: {_why_pending(context, name)}"

@@ -8,6 +8,7 @@ from typing import Any
 from kubernetes.client import ApiException, CoreV1Api, NetworkingV1Api, NodeV1Api, V1NetworkPolicy
 from kubernetes.utils import parse_quantity
 
+from functions.backends.kubernetes.job_builder import JobTemplate, container_memory_mb
 from functions.backends.kubernetes.preflight.model import (
     APPLY_OVERLAY,
     CheckResult,
@@ -18,6 +19,7 @@ from functions.backends.kubernetes.preflight.model import (
 )
 from functions.backends.kubernetes.retry import HTTP_NOT_FOUND
 from functions.core.languages import load_registry
+from functions.core.steps import compile_step, run_step
 
 PSA_ENFORCE = "pod-security.kubernetes.io/enforce"
 PSA_ENFORCE_VERSION = "pod-security.kubernetes.io/enforce-version"
@@ -114,9 +116,26 @@ def quota_check(context: Context) -> CheckResult:
 
 
 def _largest_sandbox_mb(context: Context) -> int:
+    """The largest container the service may ask for: a compile step's, or a run at the memory ceiling."""
     settings = context.settings
-    languages = load_registry(settings.runners_dir).all()
-    return max(language.sandbox_memory_mb(settings.max_memory_limit_mb) for language in languages)
+    template = JobTemplate.from_settings(settings)
+    largest = 0
+    for language in load_registry(settings.runners_dir).all():
+        file_name = language.file_name
+        steps = [
+            run_step(
+                language,
+                file_name=file_name,
+                memory_limit_mb=settings.max_memory_limit_mb,
+                timeout_s=1,
+                args=(),
+            ),
+            compile_step(
+                language, file_name=file_name, memory_limit_mb=settings.max_memory_limit_mb, timeout_s=1
+            ),
+        ]
+        largest = max(largest, *(container_memory_mb(step, template) for step in steps if step is not None))
+    return largest
 
 
 def limit_range_check(context: Context) -> CheckResult:

@@ -12,8 +12,7 @@ from kubernetes.client import V1Job
 from functions.backends.kubernetes.job_builder import JobTemplate, build_job
 from functions.core.languages import LanguageSpec, load_registry
 from functions.core.models import ExecuteRequest
-from functions.core.protocol import RunnerTask
-from functions.core.spec import build_task
+from functions.core.spec import PreparedRun, prepare_run
 from functions.settings import Settings
 from functions.wiring import sync_policy
 
@@ -58,10 +57,12 @@ def probe_request(targets: list[tuple[str, str, int]]) -> ExecuteRequest:
     )
 
 
-def task_for(settings: Settings, request: ExecuteRequest) -> RunnerTask:
-    return build_task(request, load_registry(settings.runners_dir), sync_policy(settings))
+def prepared_for(settings: Settings, request: ExecuteRequest) -> PreparedRun:
+    """The task and the judging plan the service would make of `request`."""
+    return prepare_run(request, load_registry(settings.runners_dir), sync_policy(settings))
 
 
 def job_for(settings: Settings, request: ExecuteRequest) -> V1Job:
     """The Job the service would create for `request`."""
-    return build_job(task_for(settings, request), JobTemplate.from_settings(settings), now_s=time.time())
+    task = prepared_for(settings, request).task
+    return build_job(task, JobTemplate.from_settings(settings), now_s=time.time())
