@@ -4,8 +4,9 @@ What a runner container gets on a real node, as far as the runner can tell: the 
 /usr and the languages' paths, read-only, with the runner program at /opt/runner), the pod's volumes at their
 mount paths (host directories shared by the pod's containers), the container's env and nothing else, its own
 PID namespace with the entrypoint as PID 1, no network, no capabilities, the pod's host uid (one per pod, so
-the pod's containers share a uid as they do in Kubernetes), the `RuntimeDefault` seccomp profile, and a
-cgroup with the container's memory limit, visible read-only at /sys/fs/cgroup like a container's own.
+the pod's containers share a uid as they do in Kubernetes), the `RuntimeDefault` seccomp profile (Docker's
+default list: ptrace, process_vm_readv and pidfd_getfd allowed), and a cgroup with the container's memory
+limit, visible read-only at /sys/fs/cgroup like a container's own.
 
 A memory kill ends the whole container, as the kubelet's cgroup v2 default (`memory.oom.group`) does: when
 the cgroup's OOM-kill counter moves, every process of it is killed and nothing it printed survives.
@@ -28,8 +29,8 @@ from functions.backends.local.backend import host_setup
 from functions.backends.local.bwrap import Bind, SandboxLayout, build_bwrap_argv, sandbox_env
 from functions.backends.local.cgroup_run import V2, RunCgroup
 from functions.backends.local.process_io import Pipes, pump
-from functions.backends.local.sandbox import HostSetup, drop_root_argv, filter_pipe, in_cgroup_argv
-from functions.backends.local.seccomp_filter import runtime_default_filter
+from functions.backends.local.sandbox import HostSetup, run_as
+from functions.backends.local.seccomp_filter import SeccompProfile, build_filter_bpf, seccomp_fd
 from functions.backends.local.uids import UidLease
 from functions.core.output_digest import Capture
 from functions.settings import Settings
@@ -72,10 +73,11 @@ class ContainerOutcome:
 class ContainerRuntime:
     """Runs containers on this host; one per node agent (or test)."""
 
-    def __init__(self, host: HostSetup, runner_dir: Path) -> None:
+    def __init__(self, host: HostSetup, runner_dir: Path, *, seccomp_bpf: bytes | None = None) -> None:
         self.host = host
         self.runner_dir = runner_dir
-        self.seccomp_bpf = runtime_default_filter()
+        # RuntimeDefault unless a test wants another filter (to show what the runner stops on its own).
+        self.seccomp_bpf = seccomp_bpf or build_filter_bpf(SeccompProfile.RUNTIME_DEFAULT)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ContainerRuntime:
@@ -132,32 +134,43 @@ class _Run:
     def run(
         self, timeout_s: float, cancel: threading.Event, on_start: Callable[[int], None] | None
     ) -> ContainerOutcome:
+        """Start bwrap as the pod's uid, blocked; move it into the cgroup; then let the entrypoint start, so
+        that every process of the container is born in the cgroup (as the local sandboxes do)."""
         stdout_r, stdout_w = os.pipe()
         stderr_r, stderr_w = os.pipe()
         info_r, info_w = os.pipe()
-        seccomp_r = filter_pipe(self.runtime.seccomp_bpf)
-        bwrap = build_bwrap_argv(
-            self.runtime.layout(self.spec, self.cgroup), block_fd=None, info_fd=info_w, seccomp_fd=seccomp_r
-        )
-        argv = in_cgroup_argv(
-            self.cgroup, [*drop_root_argv(self.runtime.host.setpriv_path, self.lease), *bwrap]
-        )
+        block_r, block_w = os.pipe()
         started_at_s = time.time()
         try:
-            monitor = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=stdout_w,
-                stderr=stderr_w,
-                pass_fds=(info_w, seccomp_r),
-                env={"PATH": "/usr/bin:/bin"},
-                start_new_session=True,
-                cwd="/",
-            )
+            with seccomp_fd(self.runtime.seccomp_bpf) as filter_fd:
+                argv = build_bwrap_argv(
+                    self.runtime.layout(self.spec, self.cgroup),
+                    block_fd=block_r,
+                    info_fd=info_w,
+                    seccomp_fd=filter_fd,
+                )
+                monitor = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=stdout_w,
+                    stderr=stderr_w,
+                    pass_fds=(block_r, info_w, filter_fd),
+                    env={"PATH": "/usr/bin:/bin"},
+                    start_new_session=True,
+                    cwd="/",
+                    **run_as(self.lease),
+                )
         finally:
-            for fd in (stdout_w, stderr_w, info_w, seccomp_r):
+            for fd in (stdout_w, stderr_w, info_w, block_r):
                 os.close(fd)
         pid = _child_pid(info_r)
+        try:
+            self.cgroup.adopt(monitor.pid)
+            if pid is not None:
+                self.cgroup.adopt(pid)
+        finally:
+            os.write(block_w, b"x")
+            os.close(block_w)
         if on_start is not None and pid is not None:
             on_start(pid)
         # The container's stdin is /dev/null: the pipe the loop would feed is closed at once.

@@ -75,6 +75,14 @@ class PhaseLimits:
     address_space_bytes: int | None = None  # RLIMIT_AS, for runtimes that fail cleanly under it
 
 
+def run_as(lease: UidLease | None) -> dict[str, Any]:
+    """Popen's identity for bwrap: as root, the leased uid with no groups: the sandbox's user must never be
+    host root underneath, or root-owned files like /proc/sys/* pass the permission check."""
+    if os.geteuid() != 0 or lease is None:
+        return {}
+    return {"user": lease.uid, "group": lease.gid, "extra_groups": []}
+
+
 class Sandbox:
     """Started on construction; `run` once, then `close` (also after a failed start)."""
 
@@ -126,7 +134,7 @@ class Sandbox:
                     env={"PATH": "/usr/bin:/bin"},
                     start_new_session=True,
                     cwd="/",
-                    **self._identity(),
+                    **run_as(self._lease),
                 )
         except OSError as exc:
             os.close(info_r)
@@ -164,13 +172,6 @@ class Sandbox:
             env=sandbox_env(),
         )
         return build_bwrap_argv(layout, block_fd=block_fd, info_fd=info_fd, seccomp_fd=seccomp_fd)
-
-    def _identity(self) -> dict[str, Any]:
-        """As root, bwrap runs as the leased uid with no groups: the sandbox's user must never be host root
-        underneath, or root-owned files like /proc/sys/* pass the permission check."""
-        if os.geteuid() != 0 or self._lease is None:
-            return {}
-        return {"user": self._lease.uid, "group": self._lease.gid, "extra_groups": []}
 
     def _read_child_pid(self, info_fd: int) -> int:
         """bwrap reports its sandboxed child's host pid once the namespaces exist (or dies trying)."""
