@@ -8,7 +8,7 @@ from functions.core.output_digest import Capture
 from functions.core.process_facts import NOT_RUN, exit_status, stream_report
 from functions.core.protocol import ProcessReport
 
-__all__ = ["NOT_RUN", "process_report", "stream_report"]
+__all__ = ["NOT_RUN", "exit_status", "process_report", "stream_report"]
 
 
 def process_report(
