@@ -19,7 +19,7 @@ from functions.backends.kubernetes.constants import ADMISSION_PARAMS_CONFIGMAP
 from functions.backends.kubernetes.job_builder import JobTemplate, build_job
 from functions.core.languages import load_registry
 from functions.core.models import ExecuteRequest
-from functions.core.spec import build_task
+from functions.core.spec import prepare_run
 from functions.settings import Settings
 from functions.wiring import sync_policy
 from tests.cluster.fixtures import RunnerNamespaces
@@ -37,7 +37,9 @@ def our_job(namespace: str, **settings: Any) -> dict[str, Any]:
         k8s_namespace=namespace, runner_image_registry=TEST_IMAGE_REGISTRY, **settings
     )
     request = ExecuteRequest(language="python", code="print(1)", encoding="text")
-    task = build_task(request, load_registry(service_settings.runners_dir), sync_policy(service_settings))
+    task = prepare_run(
+        request, load_registry(service_settings.runners_dir), sync_policy(service_settings)
+    ).task
     job = build_job(task, JobTemplate.from_settings(service_settings), now_s=time.time())
     document: dict[str, Any] = client.ApiClient().sanitize_for_serialization(job)  # type: ignore[no-untyped-call]
     return document

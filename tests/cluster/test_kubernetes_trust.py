@@ -105,7 +105,7 @@ def test_expected_outputs_never_enter_the_pod(
             namespace=cluster_namespace,
             label_selector=f"batch.kubernetes.io/job-name={name}",
         )
-        pod = admin_api_client.sanitize_for_serialization(pods[0])
+        pod = admin_api_client.sanitize_for_serialization(pods[0])  # type: ignore[no-untyped-call]
         # Then neither the pod nor the task of any of its containers holds the expected output, nor its digest
         tasks = [
             decode_task_env({var["name"]: var.get("value", "") for var in container["env"]}).model_dump_json()

@@ -113,25 +113,20 @@ for (const [name, action] of [
 
 F1 = {"python": PYTHON_F1, "cpp": CPP_F1, "java": JAVA_F1, "javascript": JAVASCRIPT_F1}
 
-# F2: read the runner's environment (the task) and memory, and look for `secret` wherever it can.
+# F2: read the runner's environment (the task), its memory map, and open its memory.
 PYTHON_F2 = """
 import os
 def attempt(name, action):
     try:
-        data = action()
+        action()
     except OSError:
         print(name, "denied", flush=True)
     else:
-        print(name, "done", len(data), flush=True)
-
-def read_memory():
-    with open("/proc/1/mem", "rb") as memory:
-        memory.seek(0x400000)
-        return memory.read(4096)
+        print(name, "done", flush=True)
 
 attempt("environ", lambda: open("/proc/1/environ", "rb").read())
 attempt("maps", lambda: open("/proc/1/maps", "rb").read())
-attempt("mem", read_memory)
+attempt("mem", lambda: open("/proc/1/mem", "rb").close())  # opening it is what a reader of the task needs
 print("own-env", " ".join(sorted(os.environ)), flush=True)
 """
 
@@ -139,27 +134,28 @@ CPP_F2 = """
 #include <cstdio>
 #include <fcntl.h>
 #include <unistd.h>
-static void attempt(const char* name, const char* path) {
+static void attempt(const char* name, const char* path, bool read_it) {
   char buffer[4096];
   int fd = open(path, O_RDONLY);
-  long got = fd < 0 ? -1 : pread(fd, buffer, sizeof buffer, 0x400000);
-  if (fd >= 0 && got < 0) got = read(fd, buffer, sizeof buffer);
-  std::printf("%s %s\\n", name, got >= 0 ? "done" : "denied");
+  bool done = fd >= 0 && (!read_it || read(fd, buffer, sizeof buffer) >= 0);
+  std::printf("%s %s\\n", name, done ? "done" : "denied");
 }
 int main() {
-  attempt("environ", "/proc/1/environ");
-  attempt("maps", "/proc/1/maps");
-  attempt("mem", "/proc/1/mem");
+  attempt("environ", "/proc/1/environ", true);
+  attempt("maps", "/proc/1/maps", true);
+  attempt("mem", "/proc/1/mem", false);
 }
 """
 
 JAVA_F2 = """
+import java.io.RandomAccessFile;
 import java.nio.file.*;
 public class Main {
   public static void main(String[] args) {
     for (String name : new String[] {"environ", "maps", "mem"}) {
       try {
-        Files.readAllBytes(Paths.get("/proc/1/" + name));
+        if (name.equals("mem")) new RandomAccessFile("/proc/1/mem", "r").close();
+        else Files.readAllBytes(Paths.get("/proc/1/" + name));
         System.out.println(name + " done");
       } catch (Exception e) {
         System.out.println(name + " denied");
@@ -172,8 +168,11 @@ public class Main {
 JAVASCRIPT_F2 = """
 const fs = require("fs");
 for (const name of ["environ", "maps", "mem"]) {
-  try { fs.readFileSync("/proc/1/" + name); console.log(name + " done"); }
-  catch (e) { console.log(name + " denied"); }
+  try {
+    if (name === "mem") fs.closeSync(fs.openSync("/proc/1/mem", "r"));
+    else fs.readFileSync("/proc/1/" + name);
+    console.log(name + " done");
+  } catch (e) { console.log(name + " denied"); }
 }
 """
 

@@ -70,7 +70,7 @@ def needs_toolchain(name: str) -> pytest.MarkDecorator:
     return pytest.mark.skipif(missing, reason=f"{tool} is not installed")
 
 
-def make_task(  # noqa: PLR0913 - every limit a test may want to change
+def make_task(
     language_name: str,
     source: str,
     *,
@@ -153,22 +153,25 @@ def container_runtime() -> ContainerRuntime:
 
 @pytest.fixture
 def run_pod(container_runtime: ContainerRuntime) -> Iterator[RunPod]:
-    """`run_pod(task, env=..., phase_env=...)`: the task's containers in order, as the node agent runs a pod."""
+    """`run_pod(task, env=..., runtime=...)`: the task's containers in order, as the node agent runs a pod."""
     volumes = make_private_dir(Settings().data_dir / "unit-pods" / uuid.uuid4().hex, 0o711)
 
     def run(
-        task: RunnerTask, *, env: Mapping[str, str] | None = None, command: tuple[str, ...] = RUNNER_COMMAND
+        task: RunnerTask,
+        *,
+        env: Mapping[str, str] | None = None,
+        runtime: ContainerRuntime = container_runtime,
     ) -> PodRun:
         for name in ("box", "tmp", "state"):
             make_private_dir(volumes / name, 0o777)
         compile_task, run_task = phase_tasks(task)
         phases = [(COMPILE_PHASE, compile_task)] if compile_task is not None else []
         phases.append((RUN_PHASE, run_task))
-        lease = container_runtime.host.uids.lease()
+        lease = runtime.host.uids.lease()
         containers: list[ContainerRun] = []
         try:
             for phase, phase_task in phases:
-                container = _run_container(container_runtime, lease, volumes, phase, phase_task, env, command)
+                container = _run_container(runtime, lease, volumes, phase, phase_task, env)
                 containers.append(container)
                 if container.outcome.exit_code != 0:
                     break
@@ -180,14 +183,13 @@ def run_pod(container_runtime: ContainerRuntime) -> Iterator[RunPod]:
     shutil.rmtree(volumes, ignore_errors=True)
 
 
-def _run_container(  # noqa: PLR0913 - one container of the pod
+def _run_container(  # noqa: PLR0917 - one container of the pod
     runtime: ContainerRuntime,
     lease: Any,
     volumes: Path,
     phase: str,
     task: RunnerTask,
     env: Mapping[str, str] | None,
-    command: tuple[str, ...],
 ) -> ContainerRun:
     compiled_run = phase == RUN_PHASE and task.compile is not None
     step = task.compile if phase == COMPILE_PHASE and task.compile is not None else task.run
@@ -198,7 +200,7 @@ def _run_container(  # noqa: PLR0913 - one container of the pod
     )
     chunks = {var.name: var.value or "" for var in task_env(task)}
     spec = ContainerSpec(
-        command=command,
+        command=RUNNER_COMMAND,
         env={PHASE_ENV: phase, **chunks, **(env or {})},
         mounts=mounts,
         memory_limit_mb=step.memory_mb + RUNNER_OVERHEAD_MB,

@@ -27,7 +27,7 @@ def stream(data: bytes = b"") -> dict[str, object]:
 
 
 def process(exit_code: int | None = 0, sig: int | None = None, stdout: bytes = b"") -> ProcessReport:
-    return ProcessReport(exit_code=exit_code, signal=sig, stdout=stream(stdout), stderr=stream())  # type: ignore[arg-type]
+    return ProcessReport(exit_code=exit_code, signal=sig, stdout=stream(stdout), stderr=stream())
 
 
 OK = process(stdout=b"ok\n")

@@ -1,13 +1,15 @@
 """The runner's own protections, in a container as a pod runs it: what the program may not do to PID 1.
 
-The container has the `RuntimeDefault` seccomp profile (ptrace, pidfd_getfd and process_vm_readv allowed)
-and the program shares the runner's uid, so only the runner's protections stand in the way. The control
-case runs the same attack under an unprotected supervisor (a plain Python parent as PID 1): the attack
-works there, so its failure under the runner is the runner's doing.
+The program shares the runner's uid and has no capability, so the kernel's uid checks let it do anything to a
+process of its own uid that is not protected. Each attack runs under two seccomp filters: `RuntimeDefault`,
+what a pod gets (Docker's list: ptrace and process_vm_readv allowed, pidfd_getfd denied), and none at all,
+so that what is refused is shown to be refused by the runner itself (PID 1, non-dumpable). The control case
+runs the same attacks under an unprotected supervisor (a plain Python parent as PID 1): they work there.
 """
 
 from __future__ import annotations
 
+import struct
 import threading
 
 import pytest
@@ -20,8 +22,12 @@ from tests.unit.conftest import RunPod, judged, make_task, needs_toolchain, unb6
 
 pytestmark = needs_toolchain("python")
 
-# PID 1 of the control container, protecting itself in no way: it runs the attack (through a helper that
-# wakes PID 1 once the attack is over: a ptrace attach leaves its tracee stopped) and waits.
+# A seccomp program that allows every call (BPF_RET | BPF_K, SECCOMP_RET_ALLOW).
+ALLOW_ALL = struct.pack("<HBBI", 0x06, 0, 0, 0x7FFF0000)
+FILTERS = ["runtime-default", "no-filter"]
+
+# PID 1 of the control container, protecting itself in no way: it runs the attacks (through a helper that
+# wakes PID 1 once they are over: a ptrace attach leaves its tracee stopped) and waits.
 UNPROTECTED_SUPERVISOR = (
     "import subprocess, sys\n"
     'helper = \'import os, signal, subprocess, sys; subprocess.run([sys.executable, "-c", sys.argv[1]]);'
@@ -31,45 +37,66 @@ UNPROTECTED_SUPERVISOR = (
 )
 
 
-def test_the_attack_works_against_an_unprotected_supervisor(container_runtime: ContainerRuntime) -> None:
-    # Given the attack as the child of a plain Python PID 1 of the same uid, with the runner's seccomp profile
-    spec = ContainerSpec(
-        command=("python3", "-c", UNPROTECTED_SUPERVISOR, PYTHON_F1),
-        env={},
-        mounts=(),
-        memory_limit_mb=128,
-        max_pids=RUNTIME_PIDS,
-    )
-    lease = container_runtime.host.uids.lease()
+@pytest.fixture(params=FILTERS)
+def runtime(request: pytest.FixtureRequest, container_runtime: ContainerRuntime) -> ContainerRuntime:
+    if request.param == "runtime-default":
+        return container_runtime
+    return ContainerRuntime(container_runtime.host, container_runtime.runner_dir, seccomp_bpf=ALLOW_ALL)
+
+
+def lines_of(run_pod: RunPod, runtime: ContainerRuntime, source: str) -> set[str]:
+    report = run_pod(make_task("python", source), runtime=runtime).report
+    return set(unb64(report.cases[0].stdout.data_b64).decode().splitlines())
+
+
+def test_the_attacks_work_against_an_unprotected_supervisor(runtime: ContainerRuntime) -> None:
+    # Given the attacks as the children of a plain Python PID 1 of the same uid
+    lease = runtime.host.uids.lease()
     try:
-        outcome = container_runtime.run(spec, lease, timeout_s=30, cancel=threading.Event())
+        outcomes = [
+            runtime.run(
+                ContainerSpec(
+                    command=("python3", "-c", UNPROTECTED_SUPERVISOR, attack),
+                    env={},
+                    mounts=(),
+                    memory_limit_mb=128,
+                    max_pids=RUNTIME_PIDS,
+                ),
+                lease,
+                timeout_s=30,
+                cancel=threading.Event(),
+            )
+            for attack in (PYTHON_F1, PYTHON_F2)
+        ]
     finally:
         lease.release()
-    log = outcome.log.decode()
-    # Then it takes the supervisor's stdout, writes its forged report there, and traces it
-    assert "pidfd_getfd done" in log
-    assert '"language_version":"forged"' in log
-    assert "ptrace done" in log
-    assert "supervisor done" in log
+    lines = {line for outcome in outcomes for line in outcome.log.decode().splitlines()}
+    # Then they trace it and read its environment and memory map; without a filter they also take its
+    # stdout (pidfd_getfd) and write a forged report there (RuntimeDefault's own list stops that one)
+    assert {"ptrace done", "environ done", "maps done", "mem done", "supervisor done"} <= lines
+    forged = '{"version":2,"language_version":"forged","compile":null,"cases":[],"internal_error":null}'
+    if runtime.seccomp_bpf == ALLOW_ALL:
+        assert {"pidfd_getfd done", forged} <= lines
+    else:
+        assert "pidfd_getfd denied" in lines
 
 
-def test_the_program_can_neither_reach_nor_impersonate_the_runner(run_pod: RunPod) -> None:
+def test_the_program_can_neither_reach_nor_impersonate_the_runner(
+    run_pod: RunPod, runtime: ContainerRuntime
+) -> None:
     # Given the same attack as the program, the runner its parent and PID 1
-    task = make_task("python", PYTHON_F1)
-    (container,) = run_pod(task).containers
-    report = container.report
-    lines = set(unb64(report.cases[0].stdout.data_b64).decode().splitlines())
+    pod = run_pod(make_task("python", PYTHON_F1), runtime=runtime)
+    (container,) = pod.containers
+    lines = set(unb64(pod.report.cases[0].stdout.data_b64).decode().splitlines())
     # Then every reach is refused, the signals are ignored, and the one report is the runner's
     assert {"parent 1", "pidfd_getfd denied", "ptrace denied", "write-fd-1 denied", "still here"} <= lines
     assert {"sigstop done", "sigkill done"} <= lines  # sent, and without effect on PID 1
     assert "forged" not in container.outcome.log.decode()
-    assert report.language_version not in {"", "forged"}
+    assert pod.report.language_version not in {"", "forged"}
 
 
-def test_the_program_cannot_read_the_runner(run_pod: RunPod) -> None:
-    report = run_pod(make_task("python", PYTHON_F2)).report
-    lines = set(unb64(report.cases[0].stdout.data_b64).decode().splitlines())
-    assert {"environ denied", "maps denied", "mem denied"} <= lines
+def test_the_program_cannot_read_the_runner(run_pod: RunPod, runtime: ContainerRuntime) -> None:
+    assert {"environ denied", "maps denied", "mem denied"} <= lines_of(run_pod, runtime, PYTHON_F2)
 
 
 @pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
