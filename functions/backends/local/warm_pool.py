@@ -79,7 +79,9 @@ class WarmPool:
     def _work_forever(self) -> None:
         while True:
             with self._changed:
-                self._changed.wait_for(lambda: self._closed or self._needs_work(), timeout=self._next_expiry_s())
+                self._changed.wait_for(
+                    lambda: self._closed or self._needs_work(), timeout=self._next_expiry_s()
+                )
                 if self._closed:
                     return
                 finished, self._released = self._released, []
