@@ -26,7 +26,7 @@ from functions.backends.kubernetes.constants import (
     MANAGED_BY_VALUE,
     RUNNER_CONTAINER,
 )
-from functions.backends.kubernetes.job_builder import decode_task_env
+from functions.backends.kubernetes.task_env import decode_task_env
 from functions.core.languages import load_registry
 from functions.core.models import ExecuteRequest
 from functions.core.spec import prepare_run

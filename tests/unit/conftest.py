@@ -28,7 +28,8 @@ from functions.backends.kubernetes.constants import (
     STATE_MOUNT_PATH,
     TMP_MOUNT_PATH,
 )
-from functions.backends.kubernetes.job_builder import JobTemplate, phase_tasks, task_env
+from functions.backends.kubernetes.job_builder import JobTemplate, phase_tasks
+from functions.backends.kubernetes.task_env import task_env
 from functions.backends.local.boxes import make_private_dir
 from functions.core.judging import Judgement, judge_case
 from functions.core.languages import LanguageSpec, load_registry

@@ -20,19 +20,17 @@ from functions.backends.kubernetes.constants import (
     TASK_CHUNK_ENV_PREFIX,
     TASK_CHUNKS_ENV,
 )
+from functions.backends.kubernetes.deadlines import active_deadline_s, container_times_s
 from functions.backends.kubernetes.job_builder import (
     JobTemplate,
-    active_deadline_s,
     build_job,
-    container_times_s,
-    decode_task_env,
-    encode_task_chunks,
     image_for,
     job_name,
     label_value,
     phase_tasks,
     toleration_for,
 )
+from functions.backends.kubernetes.task_env import decode_task_env, encode_task_chunks
 from functions.core.judging import JudgingPlan
 from functions.core.languages import LanguageSpec
 from functions.core.protocol import RunnerTask, TaskCase, TaskLimits, b64encode

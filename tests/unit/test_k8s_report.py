@@ -9,10 +9,10 @@ import pytest
 
 from functions.backends.kubernetes.pod_state import ContainerEnd
 from functions.backends.kubernetes.report import ContainerFacts, PodFacts, assemble_report
-from functions.core.output_digest import Capture
-from functions.core.process_facts import NOT_RUN, stream_report
+from functions.core.process_facts import NOT_RUN
 from functions.core.protocol import ProcessReport, RunnerReport
 from functions.core.report_checks import ReportExpectations
+from tests.report_factories import process
 
 COMPLETED = ContainerEnd(exit_code=0, reason="Completed", wall_time_s=1.0)
 FAILED = ContainerEnd(exit_code=1, reason="Error", wall_time_s=1.0)
@@ -20,18 +20,8 @@ OOM_KILLED = ContainerEnd(exit_code=137, reason="OOMKilled", wall_time_s=1.5)
 LIMIT_BYTES = 1024
 
 
-def stream(data: bytes = b"") -> dict[str, object]:
-    capture = Capture(LIMIT_BYTES)
-    capture.add(data)
-    return stream_report(capture).model_dump()
-
-
-def process(exit_code: int | None = 0, sig: int | None = None, stdout: bytes = b"") -> ProcessReport:
-    return ProcessReport(exit_code=exit_code, signal=sig, stdout=stream(stdout), stderr=stream())
-
-
 OK = process(stdout=b"ok\n")
-SIGKILLED = process(exit_code=None, sig=signal.SIGKILL)
+SIGKILLED = process(exit_code=None, signal=signal.SIGKILL)
 
 
 def log(report: RunnerReport) -> bytes:
@@ -140,7 +130,7 @@ def test_a_runner_that_ended_without_a_report_is_an_internal_error() -> None:
         pytest.param(b"warning\n" + log(RunnerReport(cases=[OK])), "malformed", id="stray-line"),
         pytest.param(log(RunnerReport(cases=[OK, OK])), "2 test case(s) where 1 ran", id="case-count"),
         pytest.param(
-            log(RunnerReport(cases=[OK])).replace(b'"wall_time_s":0.0', b'"wall_time_s":NaN'),
+            log(RunnerReport(cases=[OK])).replace(b'"wall_time_s":0.01', b'"wall_time_s":NaN'),
             "malformed",
             id="nan",
         ),

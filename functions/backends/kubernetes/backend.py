@@ -12,7 +12,8 @@ import logging
 from functools import partial
 
 from functions.backends.kubernetes.client import create_api_client
-from functions.backends.kubernetes.job_builder import JobTemplate, container_times_s
+from functions.backends.kubernetes.deadlines import container_times_s
+from functions.backends.kubernetes.job_builder import JobTemplate
 from functions.backends.kubernetes.jobs import JobOperations
 from functions.backends.kubernetes.pod_watch import BudgetExhaustedError
 from functions.backends.kubernetes.retry import RetryPolicy

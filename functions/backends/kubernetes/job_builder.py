@@ -13,7 +13,6 @@ language never sees the source. Expected outputs are never in the task.
 
 from __future__ import annotations
 
-import base64
 import math
 import re
 from collections.abc import Mapping
@@ -60,12 +59,11 @@ from functions.backends.kubernetes.constants import (
     STATE_MOUNT_PATH,
     STATE_SIZE_MB,
     STATE_VOLUME_NAME,
-    TASK_CHUNK_BYTES,
-    TASK_CHUNK_ENV_PREFIX,
-    TASK_CHUNKS_ENV,
     TMP_MOUNT_PATH,
     TMP_VOLUME_NAME,
 )
+from functions.backends.kubernetes.deadlines import active_deadline_s
+from functions.backends.kubernetes.task_env import task_env
 from functions.core.judging import JudgingPlan
 from functions.core.languages import LanguageSpec
 from functions.core.protocol import RunnerTask, StepSpec, TaskCase
@@ -160,27 +158,6 @@ def label_value(text: str) -> str:
     return _NOT_DNS.sub("-", text.lower()).strip("-")[:_DNS_LABEL_MAX].rstrip("-")
 
 
-def container_times_s(task: RunnerTask) -> dict[str, float]:
-    """How long each container may run by the task's own limits: the compile step, and every case, each
-    within the task's budget. Its runner ends by then."""
-    budget_s = task.limits.total_budget_s
-    times = {RUNNER_CONTAINER: min(budget_s, len(task.cases) * task.run.timeout_s)}
-    if task.compile is not None:
-        times[COMPILE_CONTAINER] = min(budget_s, task.compile.timeout_s)
-    return times
-
-
-def run_time_s(task: RunnerTask) -> float:
-    """How long the whole run may take by its own limits: the compile step and every case, within the
-    task's budget. The Job's deadline is measured from it."""
-    return min(task.limits.total_budget_s, sum(container_times_s(task).values()))
-
-
-def active_deadline_s(task: RunnerTask, grace_s: float) -> int:
-    """The Job's own deadline: the run's time plus a grace for starting containers (and pulling images)."""
-    return math.ceil(run_time_s(task) + grace_s)
-
-
 def container_memory_mb(step: StepSpec, template: JobTemplate) -> int:
     """A container's memory limit: its step's (every process of the step together) and the runner's own."""
     return step.memory_mb + template.runner_overhead_mb
@@ -193,30 +170,6 @@ def phase_tasks(task: RunnerTask) -> tuple[RunnerTask | None, RunnerTask]:
     compile_task = task.model_copy(update={"cases": (TaskCase(),)})  # the compiler never sees the input
     run_task = task.model_copy(update={"source_b64": ""})  # the program is what the compile left in /box
     return compile_task, run_task
-
-
-def encode_task_chunks(task: RunnerTask) -> list[str]:
-    """Base64 of the task JSON, cut into env-sized pieces (each env string must stay under 128 KiB)."""
-    encoded = base64.b64encode(task.model_dump_json().encode("utf-8")).decode("ascii")
-    return [encoded[start : start + TASK_CHUNK_BYTES] for start in range(0, len(encoded), TASK_CHUNK_BYTES)]
-
-
-def task_env(task: RunnerTask) -> list[V1EnvVar]:
-    chunks = encode_task_chunks(task)
-    return [
-        V1EnvVar(name=TASK_CHUNKS_ENV, value=str(len(chunks))),
-        *(
-            V1EnvVar(name=f"{TASK_CHUNK_ENV_PREFIX}{index}", value=chunk)
-            for index, chunk in enumerate(chunks)
-        ),
-    ]
-
-
-def decode_task_env(env: Mapping[str, str]) -> RunnerTask:
-    """The inverse of `task_env`, as the runner does it (and the backend, for a Job's expectations)."""
-    count = int(env[TASK_CHUNKS_ENV])
-    encoded = "".join(env[f"{TASK_CHUNK_ENV_PREFIX}{index}"] for index in range(count))
-    return RunnerTask.model_validate_json(base64.b64decode(encoded, validate=True))
 
 
 def build_job(

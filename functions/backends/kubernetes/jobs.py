@@ -21,31 +21,27 @@ from kubernetes.client import ApiClient, BatchV1Api, CoreV1Api, V1Job, V1Pod
 from kubernetes.client.exceptions import ApiException
 
 from functions.backends.kubernetes.constants import (
-    COMPILE_CONTAINER,
     DEADLINE_LABEL,
     JOB_NAME_LABEL,
     JUDGING_PLAN_ANNOTATION,
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
-    RUNNER_CONTAINER,
 )
-from functions.backends.kubernetes.job_builder import JobTemplate, build_job, decode_task_env
+from functions.backends.kubernetes.job_builder import JobTemplate, build_job
+from functions.backends.kubernetes.pod_results import run_report
 from functions.backends.kubernetes.pod_state import (
     DEADLINE_EXCEEDED,
-    ContainerEnd,
     PodObservation,
     PodPhase,
     job_failure_reason,
-    memory_limit_mb,
     observe_pod,
 )
 from functions.backends.kubernetes.pod_watch import MIN_REQUEST_TIMEOUT_S, PodWatcher, WaitResult
-from functions.backends.kubernetes.report import ContainerFacts, PodFacts, assemble_report
 from functions.backends.kubernetes.retry import ApiErrorKind, RetryPolicy
+from functions.backends.kubernetes.task_env import job_task
 from functions.core.errors import BackendUnavailableError, NotFoundError
 from functions.core.judging import JudgingPlan
 from functions.core.protocol import RunnerReport, RunnerTask
-from functions.core.report_checks import ReportExpectations, max_report_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -180,52 +176,14 @@ class JobOperations:
     ) -> RunnerReport:
         """What the runners wrote, completed from the pod's and the Job's status; raises for a pod that
         never started or was deleted by someone else."""
-        observation = waited.observation
-        if observation.phase is PodPhase.UNSTARTABLE:
-            raise _unstartable(observation)
-        expectations = ReportExpectations(
-            case_count=len(task.cases),
-            compiled=task.compile is not None,
-            output_limit_bytes=task.limits.output_limit_bytes,
+        if waited.observation.phase is PodPhase.UNSTARTABLE:
+            raise _unstartable(waited.observation)
+        return run_report(
+            waited,
+            task,
+            read_log=self._read_log,
+            deadline_exceeded=lambda: self._deadline_exceeded(name, waited.observation, job),
         )
-        compile_facts = self._container(
-            waited, COMPILE_CONTAINER, observation.compile, expectations, compiled=True
-        )
-        runner_facts = self._container(
-            waited, RUNNER_CONTAINER, observation.runner, expectations, compiled=False
-        )
-        out_of_time = waited.out_of_time or self._deadline_exceeded(name, observation, job)
-        if observation.phase is PodPhase.GONE and not out_of_time:
-            # Not a deadline: someone deleted the pod (node drain, preemption, a cancel).
-            raise BackendUnavailableError("the runner pod was deleted before it finished")
-        return assemble_report(
-            PodFacts(
-                execution_id=task.execution_id,
-                expectations=expectations,
-                compile=compile_facts if expectations.compiled else None,
-                runner=runner_facts,
-                out_of_time=out_of_time,
-                language_version=task.language.version,
-            )
-        )
-
-    def _container(
-        self,
-        waited: WaitResult,
-        name: str,
-        end: ContainerEnd | None,
-        expectations: ReportExpectations,
-        *,
-        compiled: bool,
-    ) -> ContainerFacts:
-        pod_name = waited.observation.pod_name
-        log = None
-        if end is not None and pod_name:
-            part = expectations.model_copy(
-                update={"compiled": compiled, "case_count": 0 if compiled else expectations.case_count}
-            )
-            log = self._read_log(pod_name, name, max_report_bytes(part) + 1)
-        return ContainerFacts(name=name, end=end, log=log, memory_limit_mb=memory_limit_mb(waited.pod, name))
 
     def _deadline_exceeded(self, name: str, observation: PodObservation, job: V1Job | None) -> bool:
         if observation.reason == DEADLINE_EXCEEDED:
@@ -336,19 +294,6 @@ class JobOperations:
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._wall_clock(), tz=UTC)
-
-
-def job_task(job: V1Job) -> RunnerTask:
-    """The task as the Job's runner container carries it (cases, limits; the source only when interpreted)."""
-    spec = job.spec.template.spec if job.spec and job.spec.template else None
-    containers = spec.containers if spec is not None else []
-    runner = next((container for container in containers if container.name == RUNNER_CONTAINER), None)
-    if runner is None:
-        raise BackendUnavailableError("the Job has no runner container")
-    try:
-        return decode_task_env({var.name: var.value or "" for var in runner.env or []})
-    except (KeyError, ValueError) as exc:
-        raise BackendUnavailableError(f"the Job's runner container carries no readable task: {exc}") from exc
 
 
 def _annotations(job: V1Job) -> dict[str, str]:
