@@ -34,7 +34,13 @@ from functions.settings import Settings
 from functions.wiring import sync_policy
 from tests.cluster.harness import ClusterInfo, node_state_dir
 from tests.cluster.test_kubernetes_backend_support import Deployment, deployment, nothing_left
-from tests.cluster.trust_programs import F1, F2, F3, F5, PYTHON_ORPHAN_CPU
+from tests.cluster.trust_programs import (
+    MANY_CHILDREN,
+    PYTHON_ORPHAN_CPU,
+    REACH_THE_RUNNER,
+    READ_THE_RUNNER,
+    STOP_THE_RUNNER,
+)
 from tests.cluster.waits import wait_for
 from tests.conftest import Invoke
 from tests.contract_programs import HELLO
@@ -42,7 +48,7 @@ from tests.contract_programs import HELLO
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("deployment", "nothing_left")]
 __all__ = ["deployment", "nothing_left"]  # fixtures, re-exported for pytest
 
-# The bound: a run whose supervisor is stopped is answered within its timeout + 2 s (on top of what
+# A run whose supervisor is stopped is answered within its timeout + 2 s (on top of what
 # an ordinary run of the same language costs, measured in the same test).
 ANSWER_SLACK_S = 2.0
 SECRET = "expected-output-the-program-must-never-see"
@@ -61,12 +67,12 @@ def timed_execute(invoke: Invoke, language: str, code: str, **fields: Any) -> tu
     return body, time.monotonic() - started_s
 
 
-@pytest.mark.parametrize("language", sorted(F1))
+@pytest.mark.parametrize("language", sorted(REACH_THE_RUNNER))
 def test_the_program_can_neither_reach_nor_impersonate_the_runner(invoke: Invoke, language: str) -> None:
     # Given a program that takes the runner's report pipe (pidfd_getfd), traces it, writes to its stdout,
     # stops and kills it, each to put a forged report in place of the runner's
     # When it runs against a test case it cannot pass honestly
-    body = execute(invoke, language, F1[language], test_cases=[{"expected_output": "42"}])
+    body = execute(invoke, language, REACH_THE_RUNNER[language], test_cases=[{"expected_output": "42"}])
     lines = set(body["stdout"].splitlines())
     # Then every reach is refused, the signals change nothing (the program goes on, the runner reports),
     # and the answer is the program's own honest verdict, with the real toolchain version
@@ -126,11 +132,11 @@ def test_expected_outputs_never_enter_the_pod(
         jobs.cancel(name)
 
 
-@pytest.mark.parametrize("language", sorted(F2))
+@pytest.mark.parametrize("language", sorted(READ_THE_RUNNER))
 def test_the_program_cannot_read_the_runner_environment_or_memory(invoke: Invoke, language: str) -> None:
     # Given a program that reads the runner's environment (the task), its memory map and its memory
     # When it runs with an expected output it would like to learn
-    body = execute(invoke, language, F2[language], test_cases=[{"expected_output": SECRET}])
+    body = execute(invoke, language, READ_THE_RUNNER[language], test_cases=[{"expected_output": SECRET}])
     lines = set(body["stdout"].splitlines())
     # Then each read is refused, and nothing of the expected output is anywhere it could see
     assert {"environ denied", "maps denied", "mem denied"} <= lines, body["stdout"]
@@ -140,12 +146,12 @@ def test_the_program_cannot_read_the_runner_environment_or_memory(invoke: Invoke
     assert body["verdict"] == "wrong_answer"
 
 
-@pytest.mark.parametrize("language", sorted(F3))
+@pytest.mark.parametrize("language", sorted(STOP_THE_RUNNER))
 def test_the_program_cannot_stop_the_runner(invoke: Invoke, language: str) -> None:
     # Given what an ordinary run of the language costs here
     _, baseline_s = timed_execute(invoke, language, HELLO[language])
     # When a program SIGSTOPs the runner (PID 1, its parent) and then never ends, with a 1 s time limit
-    body, elapsed_s = timed_execute(invoke, language, F3[language], timeout=1)
+    body, elapsed_s = timed_execute(invoke, language, STOP_THE_RUNNER[language], timeout=1)
     print(
         f"{language}: stopped runner answered after {elapsed_s:.2f} s (an ordinary run: {baseline_s:.2f} s)"
     )
@@ -204,11 +210,11 @@ def test_a_frozen_runner_is_answered_as_a_timeout_not_a_504(
     assert elapsed_s <= baseline_s + 1 + ANSWER_SLACK_S
 
 
-@pytest.mark.parametrize("language", sorted(F5))
+@pytest.mark.parametrize("language", sorted(MANY_CHILDREN))
 def test_the_memory_limit_covers_every_process_of_the_program(invoke: Invoke, language: str) -> None:
     # Given 12 children of the program, each far below the 16 MB limit's per-process address space but
     # together hundreds of MB
-    body = execute(invoke, language, F5[language], memory_limit_mb=16, timeout=10)
+    body = execute(invoke, language, MANY_CHILDREN[language], memory_limit_mb=16, timeout=10)
     # Then the container's limit (the run step's memory + the runner's) stops them: memory_limit_exceeded
     assert body["verdict"] == "memory_limit_exceeded", body
 

@@ -15,8 +15,8 @@ FORGED_REPORT = '{"version":2,"language_version":"forged","compile":null,"cases"
 # The same as a string literal of C++, Java and JavaScript (JSON's escapes are theirs too).
 FORGED_LITERAL = json.dumps(FORGED_REPORT)
 
-# F1: take the runner's report pipe, trace it, write to its stdout, stop it, kill it.
-PYTHON_F1 = f"""
+# Take the runner's report pipe, trace it, write to its stdout, stop it, kill it.
+PYTHON_REACH_THE_RUNNER = f"""
 import ctypes, os, signal
 libc = ctypes.CDLL(None, use_errno=True)
 SYS_PIDFD_GETFD, PTRACE_ATTACH = 438, 16
@@ -52,7 +52,7 @@ attempt("sigkill", lambda: os.kill(1, signal.SIGKILL))
 print("still here", flush=True)
 """
 
-CPP_F1 = f"""
+CPP_REACH_THE_RUNNER = f"""
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -81,11 +81,11 @@ int main() {{
 }}
 """
 
-JAVA_F1 = f"""
+JAVA_REACH_THE_RUNNER = f"""
 import java.io.FileOutputStream;
 public class Main {{
   public static void main(String[] args) throws Exception {{
-    String attack = {json.dumps(PYTHON_F1)};
+    String attack = {json.dumps(PYTHON_REACH_THE_RUNNER)};
     new ProcessBuilder("python3", "-c", attack).inheritIO().start().waitFor();
     boolean killed = ProcessHandle.of(1).map(ProcessHandle::destroyForcibly).orElse(false);
     System.out.println("destroy-forcibly " + (killed ? "done" : "denied"));
@@ -99,10 +99,10 @@ public class Main {{
 }}
 """
 
-JAVASCRIPT_F1 = f"""
+JAVASCRIPT_REACH_THE_RUNNER = f"""
 const {{ spawnSync }} = require("child_process");
 const fs = require("fs");
-spawnSync("python3", ["-c", {json.dumps(PYTHON_F1)}], {{ stdio: "inherit" }});
+spawnSync("python3", ["-c", {json.dumps(PYTHON_REACH_THE_RUNNER)}], {{ stdio: "inherit" }});
 for (const [name, action] of [
   ["node-sigstop", () => process.kill(1, "SIGSTOP")],
   ["node-write-fd-1", () => fs.writeFileSync("/proc/1/fd/1", {FORGED_LITERAL})],
@@ -111,10 +111,15 @@ for (const [name, action] of [
 }}
 """
 
-F1 = {"python": PYTHON_F1, "cpp": CPP_F1, "java": JAVA_F1, "javascript": JAVASCRIPT_F1}
+REACH_THE_RUNNER = {
+    "python": PYTHON_REACH_THE_RUNNER,
+    "cpp": CPP_REACH_THE_RUNNER,
+    "java": JAVA_REACH_THE_RUNNER,
+    "javascript": JAVASCRIPT_REACH_THE_RUNNER,
+}
 
-# F2: read the runner's environment (the task), its memory map, and open its memory.
-PYTHON_F2 = """
+# Read the runner's environment (the task), its memory map, and open its memory.
+PYTHON_READ_THE_RUNNER = """
 import os
 def attempt(name, action):
     try:
@@ -130,7 +135,7 @@ attempt("mem", lambda: open("/proc/1/mem", "rb").close())  # opening it is what 
 print("own-env", " ".join(sorted(os.environ)), flush=True)
 """
 
-CPP_F2 = """
+CPP_READ_THE_RUNNER = """
 #include <cstdio>
 #include <fcntl.h>
 #include <unistd.h>
@@ -147,7 +152,7 @@ int main() {
 }
 """
 
-JAVA_F2 = """
+JAVA_READ_THE_RUNNER = """
 import java.io.RandomAccessFile;
 import java.nio.file.*;
 public class Main {
@@ -165,7 +170,7 @@ public class Main {
 }
 """
 
-JAVASCRIPT_F2 = """
+JAVASCRIPT_READ_THE_RUNNER = """
 const fs = require("fs");
 for (const name of ["environ", "maps", "mem"]) {
   try {
@@ -176,10 +181,15 @@ for (const name of ["environ", "maps", "mem"]) {
 }
 """
 
-F2 = {"python": PYTHON_F2, "cpp": CPP_F2, "java": JAVA_F2, "javascript": JAVASCRIPT_F2}
+READ_THE_RUNNER = {
+    "python": PYTHON_READ_THE_RUNNER,
+    "cpp": CPP_READ_THE_RUNNER,
+    "java": JAVA_READ_THE_RUNNER,
+    "javascript": JAVASCRIPT_READ_THE_RUNNER,
+}
 
-# F3: stop the runner, then never end on its own.
-PYTHON_F3 = """
+# Stop the runner, then never end on its own.
+PYTHON_STOP_THE_RUNNER = """
 import os, signal
 os.kill(1, signal.SIGSTOP)
 os.kill(os.getppid(), signal.SIGSTOP)
@@ -188,7 +198,7 @@ while True:
     pass
 """
 
-CPP_F3 = """
+CPP_STOP_THE_RUNNER = """
 #include <csignal>
 #include <cstdio>
 #include <unistd.h>
@@ -201,10 +211,10 @@ int main() {
 }
 """
 
-F3 = {"python": PYTHON_F3, "cpp": CPP_F3}
+STOP_THE_RUNNER = {"python": PYTHON_STOP_THE_RUNNER, "cpp": CPP_STOP_THE_RUNNER}
 
-# F5: many processes, each under the per-process address-space limit, together far over the memory limit.
-CPP_F5 = """
+# Many processes, each under the per-process address-space limit, together far over the memory limit.
+CPP_MANY_CHILDREN = """
 #include <cstdlib>
 #include <cstdio>
 #include <sys/wait.h>
@@ -225,7 +235,7 @@ int main() {
 """
 
 # Python's own address-space limit (16 + 16 + 16 MB) leaves room for 20 MB per child.
-PYTHON_F5 = """
+PYTHON_MANY_CHILDREN = """
 import os, time
 for _ in range(12):
     if os.fork() == 0:
@@ -242,7 +252,7 @@ print("done")
 
 CHILD_30_MB = "import time; block = bytearray(30 << 20); time.sleep(5)"
 
-JAVA_F5 = f"""
+JAVA_MANY_CHILDREN = f"""
 import java.util.*;
 public class Main {{
   public static void main(String[] args) throws Exception {{
@@ -254,7 +264,7 @@ public class Main {{
 }}
 """
 
-JAVASCRIPT_F5 = f"""
+JAVASCRIPT_MANY_CHILDREN = f"""
 const {{ spawn }} = require("child_process");
 let left = 12;
 for (let i = 0; i < 12; i++) {{
@@ -262,7 +272,12 @@ for (let i = 0; i < 12; i++) {{
 }}
 """
 
-F5 = {"python": PYTHON_F5, "cpp": CPP_F5, "java": JAVA_F5, "javascript": JAVASCRIPT_F5}
+MANY_CHILDREN = {
+    "python": PYTHON_MANY_CHILDREN,
+    "cpp": CPP_MANY_CHILDREN,
+    "java": JAVA_MANY_CHILDREN,
+    "javascript": JAVASCRIPT_MANY_CHILDREN,
+}
 
 # CPU time of a process the program never reaps: a grandchild burns ~1 s and is orphaned.
 PYTHON_ORPHAN_CPU = """

@@ -17,7 +17,11 @@ import pytest
 from functions.core.protocol import TaskCase
 from functions.core.verdicts import Verdict
 from tests.cluster.containers import RUNTIME_PIDS, ContainerRuntime, ContainerSpec
-from tests.cluster.trust_programs import PYTHON_F1, PYTHON_F2, PYTHON_F3
+from tests.cluster.trust_programs import (
+    PYTHON_REACH_THE_RUNNER,
+    PYTHON_READ_THE_RUNNER,
+    PYTHON_STOP_THE_RUNNER,
+)
 from tests.unit.conftest import RunPod, judged, make_task, needs_toolchain, unb64
 
 pytestmark = needs_toolchain("python")
@@ -66,7 +70,7 @@ def test_the_attacks_work_against_an_unprotected_supervisor(runtime: ContainerRu
                 timeout_s=30,
                 cancel=threading.Event(),
             )
-            for attack in (PYTHON_F1, PYTHON_F2)
+            for attack in (PYTHON_REACH_THE_RUNNER, PYTHON_READ_THE_RUNNER)
         ]
     finally:
         lease.release()
@@ -85,7 +89,7 @@ def test_the_program_can_neither_reach_nor_impersonate_the_runner(
     run_pod: RunPod, runtime: ContainerRuntime
 ) -> None:
     # Given the same attack as the program, the runner its parent and PID 1
-    pod = run_pod(make_task("python", PYTHON_F1), runtime=runtime)
+    pod = run_pod(make_task("python", PYTHON_REACH_THE_RUNNER), runtime=runtime)
     (container,) = pod.containers
     lines = set(unb64(pod.report.cases[0].stdout.data_b64).decode().splitlines())
     # Then every reach is refused, the signals are ignored, and the one report is the runner's
@@ -96,7 +100,9 @@ def test_the_program_can_neither_reach_nor_impersonate_the_runner(
 
 
 def test_the_program_cannot_read_the_runner(run_pod: RunPod, runtime: ContainerRuntime) -> None:
-    assert {"environ denied", "maps denied", "mem denied"} <= lines_of(run_pod, runtime, PYTHON_F2)
+    assert {"environ denied", "maps denied", "mem denied"} <= lines_of(
+        run_pod, runtime, PYTHON_READ_THE_RUNNER
+    )
 
 
 @pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
@@ -111,7 +117,7 @@ def test_signals_with_a_python_handler_do_not_reach_the_runner(run_pod: RunPod, 
 
 def test_a_program_that_stops_the_runner_is_still_killed_at_its_limit(run_pod: RunPod) -> None:
     # Given a program that SIGSTOPs PID 1, then never ends, with a 1 s limit
-    task = make_task("python", PYTHON_F3, timeout_s=1.0)
+    task = make_task("python", PYTHON_STOP_THE_RUNNER, timeout_s=1.0)
     # When run
     report = run_pod(task).report
     # Then the runner, never stopped, killed it at 1 s and reported what it printed
