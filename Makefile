@@ -80,7 +80,7 @@ ECR_REGISTRY ?= $(AWS_ACCOUNT_ID).dkr.ecr.$(AWS_REGION).amazonaws.com
 IMAGE_TAG ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo dev)
 IMAGE_PLATFORM ?= linux/amd64
 # language=image pairs from runners/*/language.json: a new language folder needs no Makefile change.
-RUNNER_IMAGES = $(shell python3 -c 'import glob, json; print(" ".join(d["name"] + "=" + d["image"] for d in (json.load(open(p)) for p in sorted(glob.glob("runners/*/language.json")))))')
+RUNNER_IMAGES = $(shell $(PY) -c 'from pathlib import Path; from functions.core.languages import load_registry; print(" ".join(f"{l.name}={l.image}" for l in load_registry(Path("runners")).all()))')
 
 .PHONY: build
 build: $(STAMP) ## Build the Lambda bundle in build/lambda (pip wheels for Lambda's platform, no Docker)
@@ -116,7 +116,7 @@ destroy: build ## Delete the stack (prod keeps its ECR repositories and logs)
 	$(CDK) destroy $(CDK_CONTEXT)
 
 .PHONY: create-ecr-repos
-create-ecr-repos: ## Create code-exec-runner-<language> ECR repos (scan on push, immutable tags, lifecycle)
+create-ecr-repos: $(STAMP) ## Create code-exec-runner-<language> ECR repos (scan on push, immutable tags, lifecycle)
 	@for pair in $(RUNNER_IMAGES); do image=$${pair#*=}; \
 		if aws ecr describe-repositories --region "$(AWS_REGION)" --repository-names "$$image" >/dev/null 2>&1; then \
 			echo "exists:  $$image"; continue; fi; \
@@ -132,7 +132,7 @@ login-ecr: ## docker login to this account's ECR registry
 	aws ecr get-login-password --region "$(AWS_REGION)" | docker login --username AWS --password-stdin "$(ECR_REGISTRY)"
 
 .PHONY: build-push-runners
-build-push-runners: ## buildx + push every runner image as $(ECR_REGISTRY)/<image>:$(IMAGE_TAG) (IMAGE_PLATFORM=linux/amd64)
+build-push-runners: $(STAMP) ## buildx + push every runner image as $(ECR_REGISTRY)/<image>:$(IMAGE_TAG) (IMAGE_PLATFORM=linux/amd64)
 	@for pair in $(RUNNER_IMAGES); do language=$${pair%%=*}; image=$${pair#*=}; \
 		echo "building $$image:$(IMAGE_TAG) for $(IMAGE_PLATFORM)"; \
 		docker buildx build --platform "$(IMAGE_PLATFORM)" --file "runners/$$language/Dockerfile" \

@@ -1,10 +1,23 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the local sandbox needs, or says exactly what is missing.
+# Installs the Debian packages the local sandbox and the languages need, or says exactly what is missing.
+# The languages' packages come from their folders (runners/*/language.json "debian_packages"), installed
+# only when the language's toolchain is not on the sandbox's PATH.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 missing=()
 command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
 # The sandbox's seccomp filter is compiled by libseccomp (loaded by the pyseccomp binding).
 /sbin/ldconfig -p 2>/dev/null | grep -q 'libseccomp\.so\.2 ' || missing+=(libseccomp2)
+# shellcheck disable=SC2207 # one package name per line, no spaces in Debian package names
+missing+=($(python3 - <<'PY'
+import glob, json, shutil
+for path in sorted(glob.glob("runners/*/language.json")):
+    language = json.load(open(path, encoding="utf-8"))
+    search_path = language.get("env", {}).get("PATH", "/usr/local/bin:/usr/bin:/bin")
+    if shutil.which(language["version_command"][0], path=search_path) is None:
+        print("\n".join(language.get("debian_packages", [])))
+PY
+))
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "installing ${missing[*]} with apt-get" >&2

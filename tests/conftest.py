@@ -14,8 +14,8 @@ import pytest
 
 from functions import observability, wiring
 from functions.api.handler import lambda_handler
-from functions.core.backend import ExecutionBackend
-from functions.core.languages import load_registry
+from functions.core.backend import ExecutionBackend, Toolchain
+from functions.core.languages import LanguageSpec, load_registry
 from functions.core.protocol import RunnerReport, RunnerTask
 from functions.core.service import ExecutionService
 from functions.local_server import LocalApiServer, LocalLambdaContext, build_event
@@ -92,8 +92,12 @@ class FakeBackend:
     name: str = "fake"
     report: RunnerReport = field(default_factory=lambda: report(process(stdout=b"hi\n", memory_kb=1)))
     error: Exception | None = None
+    unavailable: set[str] = field(default_factory=set)  # languages whose toolchain is "missing"
     tasks: list[RunnerTask] = field(default_factory=list)
     budgets_s: list[float] = field(default_factory=list)
+
+    def toolchain(self, language: LanguageSpec) -> Toolchain:
+        return Toolchain(available=language.name not in self.unavailable, version=language.version + ".0")
 
     def run(self, task: RunnerTask, *, budget_s: float) -> RunnerReport:
         self.tasks.append(task)

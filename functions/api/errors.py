@@ -16,6 +16,7 @@ from functions.core.errors import (
     DeadlineExceededError,
     ExecutionError,
     InvalidRequestError,
+    LanguageUnavailableError,
     NotFoundError,
     PayloadTooLargeError,
     PermanentError,
@@ -27,6 +28,7 @@ from functions.core.errors import (
 STATUS_BY_ERROR: dict[type[ExecutionError], HTTPStatus] = {
     InvalidRequestError: HTTPStatus.BAD_REQUEST,  # includes UnknownLanguageError
     PayloadTooLargeError: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+    LanguageUnavailableError: HTTPStatus.NOT_IMPLEMENTED,  # retrying cannot help: no toolchain here
     NotFoundError: HTTPStatus.NOT_FOUND,
     PermanentError: HTTPStatus.BAD_REQUEST,
     CapacityExhaustedError: HTTPStatus.SERVICE_UNAVAILABLE,

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
+from functions.core.languages import LanguageSpec
 from functions.core.protocol import RunnerReport, RunnerTask
+
+
+@dataclass(frozen=True, slots=True)
+class Toolchain:
+    """Whether a backend can run a language now, and the toolchain's own version."""
+
+    available: bool
+    version: str
 
 
 class ExecutionBackend(Protocol):
@@ -18,4 +28,8 @@ class ExecutionBackend(Protocol):
 
     def run(self, task: RunnerTask, *, budget_s: float) -> RunnerReport:
         """Run `task`, giving up with `DeadlineExceededError` after `budget_s` seconds."""
+        ...
+
+    def toolchain(self, language: LanguageSpec) -> Toolchain:
+        """Cheap after the first call for a language (versions are measured once per toolchain)."""
         ...

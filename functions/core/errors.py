@@ -33,6 +33,12 @@ class UnknownLanguageError(InvalidRequestError):
     error_code = "unknown_language"
 
 
+class LanguageUnavailableError(PermanentError):
+    """The language is known, but this deployment has no toolchain for it."""
+
+    error_code = "language_unavailable"
+
+
 class PayloadTooLargeError(PermanentError):
     """Code or stdin is larger than its cap."""
 

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from functions.core.errors import UnknownLanguageError
 
 LANGUAGE_FILE_NAME = "language.json"
+# Each folder's programs with a known outcome, one file per behaviour: `<behaviour><the source suffix>`.
+CONFORMANCE_DIR = "conformance"
+IMAGE_PREFIX = "code-exec-runner-"
 
 
 class LanguageSpec(BaseModel):
@@ -31,7 +34,6 @@ class LanguageSpec(BaseModel):
     version_command: tuple[str, ...]
     version_pattern: str
     version: str
-    image: str
     memory_error_patterns: tuple[str, ...] = ()
     limit_address_space: bool = True
     env: dict[str, str] = Field(default_factory=dict)
@@ -40,11 +42,26 @@ class LanguageSpec(BaseModel):
     # Host paths the local sandbox must show (read-only) beyond /usr: configuration in /etc, or a toolchain
     # installed under the otherwise hidden /usr/local.
     sandbox_paths: tuple[str, ...] = ()
-    test_program: str
+    # Debian packages that provide the toolchain (`make` installs them when it is missing; images use them).
+    debian_packages: tuple[str, ...] = ()
 
     @property
     def compiled(self) -> bool:
         return self.compile is not None
+
+    @property
+    def image(self) -> str:
+        """The runner image's repository name."""
+        return IMAGE_PREFIX + self.name
+
+    @property
+    def source_suffix(self) -> str:
+        return PurePosixPath(self.file_name).suffix
+
+    @property
+    def test_program(self) -> str:
+        """The folder's hello world, relative to the folder (the preflight and the bench run it)."""
+        return f"{CONFORMANCE_DIR}/hello{self.source_suffix}"
 
 
 class LanguageRegistry:

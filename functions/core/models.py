@@ -81,7 +81,8 @@ class LanguageInfo(BaseModel):
     name: str
     display_name: str
     aliases: list[str]
-    version: str
+    version: str = Field(description="The toolchain's own version where the backend measures it")
+    available: bool = Field(description="False when this server has no toolchain for the language")
     compiled: bool
     file_name: str
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from functions.core.backend import ExecutionBackend
+from functions.core.errors import LanguageUnavailableError
 from functions.core.languages import LanguageRegistry
 from functions.core.models import ExecuteRequest, ExecuteResponse, HealthResponse, LanguageInfo
 from functions.core.results import RejectionListener, build_response
@@ -27,6 +28,10 @@ class ExecutionService:
     def execute(self, request: ExecuteRequest, *, caller_remaining_s: float | None = None) -> ExecuteResponse:
         """Run one request; `caller_remaining_s` (a Lambda's remaining time) can only shorten the budget."""
         prepared = prepare_run(request, self.registry, self.policy)
+        if not self.backend.toolchain(prepared.task.language).available:
+            raise LanguageUnavailableError(
+                f"{prepared.task.language.display_name} is not available on this server (its toolchain is missing)"
+            )
         report = self.backend.run(prepared.task, budget_s=self.budget_s(caller_remaining_s))
         return build_response(prepared.plan, report, on_rejected=self.on_report_rejected)
 
@@ -37,17 +42,21 @@ class ExecutionService:
         return max(0.0, min(self.sync_budget_s, caller_remaining_s - RESPONSE_MARGIN_S))
 
     def languages(self) -> list[LanguageInfo]:
-        return [
-            LanguageInfo(
-                name=language.name,
-                display_name=language.display_name,
-                aliases=list(language.aliases),
-                version=language.version,
-                compiled=language.compiled,
-                file_name=language.file_name,
+        infos = []
+        for language in self.registry.all():
+            toolchain = self.backend.toolchain(language)
+            infos.append(
+                LanguageInfo(
+                    name=language.name,
+                    display_name=language.display_name,
+                    aliases=list(language.aliases),
+                    version=toolchain.version or language.version,
+                    available=toolchain.available,
+                    compiled=language.compiled,
+                    file_name=language.file_name,
+                )
             )
-            for language in self.registry.all()
-        ]
+        return infos
 
     def health(self) -> HealthResponse:
         return HealthResponse(backend=self.backend.name)

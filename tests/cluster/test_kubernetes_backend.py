@@ -1,6 +1,6 @@
 """The execution contract over the Kubernetes backend, through the Lambda handler, on the real control plane.
 
-`test_contract` runs the shared table of tests/contract_programs.py, which the local backend's suite
+`test_contract` runs the shared table of tests/conformance.py, which the local backend's suite
 (tests/integration/test_http_contract.py) runs too: the same request gives the same answer whichever
 backend runs it. Every run here is one Job created by `KubernetesBackend` as the controller group in the
 PSA-`restricted` runner-dev namespace, scheduled by the real scheduler, run by the node agent in the local
@@ -28,8 +28,8 @@ from functions.wiring import sync_policy
 from tests.cluster.manifests import TEST_IMAGE_REGISTRY
 from tests.cluster.test_kubernetes_backend_support import Deployment, deployment, nothing_left
 from tests.cluster.waits import job_condition, wait_job_finished, wait_pod_terminated
+from tests.conformance import ContractCase, conformance_cases
 from tests.conftest import Invoke
-from tests.contract_programs import CONTRACT_CASES, ContractCase
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("deployment", "nothing_left")]
 __all__ = ["deployment", "nothing_left"]  # fixtures, re-exported for pytest
@@ -51,7 +51,7 @@ def test_health_names_the_kubernetes_backend(invoke: Invoke) -> None:
     assert (response.status, response.json()) == (200, {"status": "healthy", "backend": "kubernetes"})
 
 
-@pytest.mark.parametrize("case", CONTRACT_CASES, ids=lambda case: case.id)
+@pytest.mark.parametrize("case", conformance_cases(), ids=lambda case: case.id)
 def test_contract(invoke: Invoke, case: ContractCase) -> None:
     # Given one program of the shared contract table (the local backend's suite runs the very same table)
     # When it runs as a Job, through the handler

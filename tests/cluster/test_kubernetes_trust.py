@@ -42,8 +42,8 @@ from tests.cluster.trust_programs import (
     STOP_THE_RUNNER,
 )
 from tests.cluster.waits import wait_for
+from tests.conformance import program, registry
 from tests.conftest import Invoke
-from tests.contract_programs import HELLO
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("deployment", "nothing_left")]
 __all__ = ["deployment", "nothing_left"]  # fixtures, re-exported for pytest
@@ -94,7 +94,7 @@ def test_expected_outputs_never_enter_the_pod(
     settings = Settings()
     request = ExecuteRequest(
         language="cpp",
-        code=HELLO["cpp"],
+        code=program(registry().get("cpp"), "hello"),
         encoding="text",
         test_cases=[{"stdin": "1", "expected_output": SECRET}],
     )
@@ -149,7 +149,7 @@ def test_the_program_cannot_read_the_runner_environment_or_memory(invoke: Invoke
 @pytest.mark.parametrize("language", sorted(STOP_THE_RUNNER))
 def test_the_program_cannot_stop_the_runner(invoke: Invoke, language: str) -> None:
     # Given what an ordinary run of the language costs here
-    _, baseline_s = timed_execute(invoke, language, HELLO[language])
+    _, baseline_s = timed_execute(invoke, language, program(registry().get(language), "hello"))
     # When a program SIGSTOPs the runner (PID 1, its parent) and then never ends, with a 1 s time limit
     body, elapsed_s = timed_execute(invoke, language, STOP_THE_RUNNER[language], timeout=1)
     print(
@@ -189,7 +189,7 @@ def test_a_frozen_runner_is_answered_as_a_timeout_not_a_504(
     invoke: Invoke, cluster: ClusterInfo, cluster_namespace: str, admin_api_client: client.ApiClient
 ) -> None:
     # Given what an ordinary run costs here
-    _, baseline_s = timed_execute(invoke, "python", HELLO["python"])
+    _, baseline_s = timed_execute(invoke, "python", program(registry().get("python"), "hello"))
     # When the runner is frozen from outside (SIGSTOP from the host, as a stalled node would: the program
     # itself cannot, see above) while its program sleeps past its 1 s limit
     answers: list[tuple[dict[str, Any], float]] = []

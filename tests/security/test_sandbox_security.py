@@ -275,21 +275,3 @@ def test_no_process_survives_the_response(run_program: RunProgram, spawn: str) -
     # Then the daemon is gone
     assert "spawned" in run.stdout, run.stderr
     assert _processes_with(marker) == []
-
-
-MEMORY_BOMB = {
-    "python": ("python", "x = []\nwhile True:\n    x.append(bytearray(16 * 1024 * 1024))\n"),
-    "javascript": ("javascript", "const a = [];\nwhile (true) { a.push(Buffer.alloc(16 * 1024 * 1024, 1)); }\n"),
-    "cpp": ("cpp", ("#include <vector>\n#include <cstring>\nint main() { std::vector<char*> v;\n"
-            " while (true) { char* p = new char[16 << 20]; std::memset(p, 1, 16 << 20); v.push_back(p); } }\n")),
-    "java": ("java", ("import java.util.*;\npublic class Bomb { public static void main(String[] a) {\n"
-             " List<long[]> l = new ArrayList<>(); while (true) l.add(new long[2 << 20]); } }\n")),
-}  # fmt: skip
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(MEMORY_BOMB), ids=sorted(MEMORY_BOMB))
-def test_memory_bomb_is_memory_limit_exceeded(run_program: RunProgram, name: str) -> None:
-    language, code = MEMORY_BOMB[name]
-    run = run_program(code, language=language, memory_limit_mb=64)
-    assert run.verdict is Verdict.MEMORY_LIMIT_EXCEEDED, (run.report.model_dump(), run.stderr)

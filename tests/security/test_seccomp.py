@@ -33,9 +33,7 @@ from functions.backends.local.seccomp_filter import (
     seccomp_fd,
 )
 from functions.core.protocol import b64decode
-from functions.core.verdicts import Verdict
 from tests.sandbox_support import sandbox_host
-from tests.security.conftest import RunProgram
 
 pytestmark = [pytest.mark.sandbox]
 
@@ -197,69 +195,6 @@ def test_runtime_default_denies_dockers_list(probe: Probe, family: str) -> None:
 
 
 # --- every language still works under the filter -----------------------------------------------------------
-
-PYTHON = """
-import subprocess, sys, threading
-results = []
-threads = [threading.Thread(target=results.append, args=(i,)) for i in range(4)]
-for thread in threads: thread.start()
-for thread in threads: thread.join()
-child = subprocess.run([sys.executable, "-c", "print(42)"], capture_output=True, text=True, check=True)
-print("threads", sorted(results), "subprocess", child.stdout.strip())
-"""
-JAVASCRIPT = """
-const { Worker } = require("node:worker_threads");
-const { execFileSync } = require("node:child_process");
-const worker = new Worker('require("node:worker_threads").parentPort.postMessage(6 * 7)', { eval: true });
-worker.on("message", (value) => {
-  const child = execFileSync(process.execPath, ["-e", "process.stdout.write('42')"]).toString();
-  console.log(`worker ${value} subprocess ${child}`);
-  worker.terminate();
-});
-"""
-JAVA = """
-import java.util.concurrent.*;
-import java.util.stream.IntStream;
-public class Main {
-  public static void main(String[] args) throws Exception {
-    ExecutorService pool = Executors.newFixedThreadPool(4);
-    Future<Integer> value = pool.submit(() -> 6 * 7);
-    int sum = IntStream.rangeClosed(1, 1000).parallel().sum();
-    System.out.println("thread " + value.get() + " parallel " + sum);
-    pool.shutdown();
-  }
-}
-"""
-CPP = r"""
-#include <future>
-#include <iostream>
-#include <thread>
-int main() {
-  int value = 0;
-  std::thread worker([&value] { value = 6 * 7; });
-  worker.join();
-  auto sum = std::async(std::launch::async, [] { return 500500; });
-  std::cout << "thread " << value << " async " << sum.get() << "\n";
-}
-"""
-# language -> (program using threads, and child processes where the language makes it easy; its output)
-PROGRAMS: dict[str, tuple[str, str]] = {
-    "python": (PYTHON, "threads [0, 1, 2, 3] subprocess 42\n"),
-    "javascript": (JAVASCRIPT, "worker 42 subprocess 42\n"),
-    "java": (JAVA, "thread 42 parallel 500500\n"),
-    "cpp": (CPP, "thread 42 async 500500\n"),
-}
-
-
-@pytest.mark.parametrize("language", PROGRAMS)
-def test_language_compiles_and_runs_under_the_filter(run_program: RunProgram, language: str) -> None:
-    # Given a program using threads (and child processes where the language makes it easy)
-    source, expected = PROGRAMS[language]
-    # When the backend compiles and runs it, every step under the filter
-    run = run_program(source, language=language, memory_limit_mb=256, timeout=20)
-    # Then it works as it would without it
-    assert (run.verdict, run.stdout) == (Verdict.ACCEPTED, expected), run.stderr
-
 
 # --- the module itself ---------------------------------------------------------------------------------------
 

@@ -22,13 +22,18 @@ import pytest
 
 from functions.backends.kubernetes.constants import (
     BOX_MOUNT_PATH,
+    COMPILE_CONTAINER,
     COMPILE_PHASE,
     PHASE_ENV,
     RUN_PHASE,
+    RUNNER_CONTAINER,
     STATE_MOUNT_PATH,
     TMP_MOUNT_PATH,
 )
 from functions.backends.kubernetes.job_builder import JobTemplate, phase_tasks
+from functions.backends.kubernetes.pod_results import expectations_of
+from functions.backends.kubernetes.pod_state import OOM_KILLED, ContainerEnd
+from functions.backends.kubernetes.report import ContainerFacts, PodFacts, assemble_report
 from functions.backends.kubernetes.task_env import task_env
 from functions.backends.local.boxes import make_private_dir
 from functions.core.judging import Judgement, judge_case
@@ -48,9 +53,6 @@ RUNNER_DEADLINE_S = 60.0  # a hung runner fails the test instead of hanging the 
 RUNNER_OVERHEAD_MB = JobTemplate(namespace="unit").runner_overhead_mb
 RUNNER_COMMAND = ("python3", "/opt/runner/runner.py")
 
-# The toolchain each language needs on the runner's PATH; a test for a missing one is skipped.
-TOOLCHAINS = {"python": "python3", "javascript": "node", "cpp": "g++", "java": "javac"}
-
 
 def b64(data: bytes | str) -> str:
     raw = data.encode() if isinstance(data, str) else data
@@ -63,12 +65,6 @@ def unb64(text: str) -> bytes:
 
 def language(name: str) -> LanguageSpec:
     return load_registry(RUNNERS_DIR).get(name)
-
-
-def needs_toolchain(name: str) -> pytest.MarkDecorator:
-    tool = TOOLCHAINS[name]
-    missing = shutil.which(tool, path=CHILD_PATH) is None
-    return pytest.mark.skipif(missing, reason=f"{tool} is not installed")
 
 
 def make_task(
@@ -122,21 +118,38 @@ class ContainerRun:
 
 @dataclass(frozen=True)
 class PodRun:
+    task: RunnerTask
     containers: list[ContainerRun]  # compile (if any), then runner (if the compile succeeded)
 
     @property
     def report(self) -> RunnerReport:
-        """Both containers' reports as one, as the backend merges them (its checks aside)."""
-        reports = [container.report for container in self.containers]
-        errors = [report for report in reports if report.internal_error is not None]
-        if errors:
-            return errors[0]
-        compile_report = next((report.compile for report in reports if report.compile is not None), None)
-        return RunnerReport(
-            language_version=next((r.language_version for r in reports if r.language_version), ""),
-            compile=compile_report,
-            cases=[case for report in reports for case in report.cases],
+        """The containers' logs and ends as one report, assembled by the backend's own code."""
+        compile_run = self.containers[0] if self.task.compile is not None else None
+        runner_run = self.containers[-1] if len(self.containers) > (compile_run is not None) else None
+        compile_step = self.task.compile or self.task.run
+        return assemble_report(
+            PodFacts(
+                execution_id=self.task.execution_id,
+                expectations=expectations_of(self.task),
+                compile=None
+                if compile_run is None
+                else _facts(COMPILE_CONTAINER, compile_run, compile_step.memory_mb),
+                runner=_facts(RUNNER_CONTAINER, runner_run, self.task.run.memory_mb),
+                out_of_time=False,
+            )
         )
+
+
+def _facts(name: str, run: ContainerRun | None, memory_mb: int) -> ContainerFacts:
+    if run is None:  # never started: the compile container failed
+        return ContainerFacts(name=name, end=None, log=None, memory_limit_mb=memory_mb)
+    outcome = run.outcome
+    end = ContainerEnd(
+        exit_code=outcome.exit_code,
+        reason=OOM_KILLED if outcome.oom_killed else None,
+        wall_time_s=outcome.finished_at_s - outcome.started_at_s,
+    )
+    return ContainerFacts(name=name, end=end, log=outcome.log, memory_limit_mb=memory_mb)
 
 
 RunPod = Callable[..., PodRun]
@@ -178,7 +191,7 @@ def run_pod(container_runtime: ContainerRuntime) -> Iterator[RunPod]:
                     break
         finally:
             lease.release()
-        return PodRun(containers)
+        return PodRun(task, containers)
 
     yield run
     shutil.rmtree(volumes, ignore_errors=True)

@@ -38,8 +38,6 @@ def _language(name: str, aliases: tuple[str, ...]) -> LanguageSpec:
         version_command=("run", "--version"),
         version_pattern=r"(\S+)",
         version="1",
-        image=f"code-exec-runner-{name}",
-        test_program="hello.x",
     )
 
 

@@ -49,9 +49,7 @@ PYTHON = LanguageSpec(
     version_command=("python3", "--version"),
     version_pattern=r"Python (\S+)",
     version="3.11.7",
-    image="code-exec-runner-python",
     runtime_overhead_mb=16,
-    test_program="hello.py",
 )
 CPP = LanguageSpec(
     name="cpp",
@@ -62,10 +60,8 @@ CPP = LanguageSpec(
     version_command=("g++", "--version"),
     version_pattern=r"(\d+\.\d+\.\d+)",
     version="12",
-    image="code-exec-runner-cpp",
     compile_memory_mb=512,
     runtime_overhead_mb=8,
-    test_program="hello.cpp",
 )
 
 TEMPLATE = JobTemplate(namespace="runner-dev")

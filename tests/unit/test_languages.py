@@ -1,57 +1,57 @@
-"""Every runners/<language>/ folder: a valid language.json, and a test program that prints exactly OK."""
+"""Every runners/<language>/ folder: a valid language.json, the conformance programs, and its toolchain here."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+import shutil
 
 import pytest
 
-from functions.core.languages import load_registry
-from functions.core.protocol import RunnerReport, RunnerTask
-from tests.unit.conftest import RUNNERS_DIR, TOOLCHAINS, make_task, needs_toolchain, unb64
+from functions.core.languages import CONFORMANCE_DIR, IMAGE_PREFIX, LanguageSpec
+from tests.conformance import BY_NAME, EXTRA_CASES_FILE, program_path, registry, wanted
+from tests.unit.conftest import CHILD_PATH
 
-RunTask = Callable[[RunnerTask], RunnerReport]
-EXPECTED_LANGUAGES = {"python", "javascript", "cpp", "java"}
-
-
-def test_every_language_folder_loads_and_has_its_test_program() -> None:
-    # Given the runners folder / When the registry loads it
-    registry = load_registry(RUNNERS_DIR)
-    # Then the four languages are there, each with its image name and an existing test program
-    assert {language.name for language in registry.all()} == EXPECTED_LANGUAGES
-    for language in registry.all():
-        assert language.image == f"code-exec-runner-{language.name}"
-        assert (RUNNERS_DIR / language.name / language.test_program).is_file()
-        assert language.name in TOOLCHAINS
+LANGUAGES = [pytest.param(language, id=language.name) for language in registry().all()]
 
 
-@pytest.mark.parametrize(
-    ("alias", "name"),
-    [
-        ("py", "python"),
-        ("python3", "python"),
-        ("js", "javascript"),
-        ("node", "javascript"),
-        ("nodejs", "javascript"),
-        ("c++", "cpp"),
-        ("cxx", "cpp"),
-        ("java", "java"),
-    ],
-)
-def test_aliases(alias: str, name: str) -> None:
-    assert load_registry(RUNNERS_DIR).get(alias).name == name
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_a_folder_has_a_program_for_every_behaviour_it_must_honour(language: LanguageSpec) -> None:
+    missing = [
+        behaviour.name
+        for behaviour in wanted(language)
+        if not program_path(language, behaviour.name).is_file()
+    ]
+    assert missing == [], f"{language.name} lacks conformance programs for {missing}"
 
 
-@pytest.mark.parametrize(
-    "name", [pytest.param(name, marks=needs_toolchain(name)) for name in sorted(EXPECTED_LANGUAGES)]
-)
-def test_each_test_program_prints_ok(run_task: RunTask, name: str) -> None:
-    # Given the language's own test program / When the runner runs it
-    language = load_registry(RUNNERS_DIR).get(name)
-    source = (RUNNERS_DIR / name / language.test_program).read_text()
-    report = run_task(make_task(name, source))
-    # Then it exits 0 printing exactly OK, and the reported version starts with the pinned one
-    assert report.internal_error is None
-    assert report.cases[0].exit_code == 0
-    assert unb64(report.cases[0].stdout.data_b64) == b"OK\n"
-    assert report.language_version.startswith(language.version)
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_a_folder_holds_nothing_the_suites_would_not_read(language: LanguageSpec) -> None:
+    folder = program_path(language, "hello").parent
+    extra = (
+        json.loads((folder / EXTRA_CASES_FILE).read_text()) if (folder / EXTRA_CASES_FILE).is_file() else []
+    )
+    known = {f"{name}{language.source_suffix}" for name in BY_NAME} | {EXTRA_CASES_FILE}
+    known |= {entry["program"] for entry in extra}
+    assert sorted(path.name for path in folder.iterdir() if path.name not in known) == []
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_image_and_test_program_are_derived_from_the_folder(language: LanguageSpec) -> None:
+    assert language.image == IMAGE_PREFIX + language.name
+    assert language.test_program == f"{CONFORMANCE_DIR}/hello{language.source_suffix}"
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_toolchain_is_installed_here(language: LanguageSpec) -> None:
+    # `make test` installs every folder's debian_packages: a missing toolchain fails here, never a skip
+    path = language.env.get("PATH", CHILD_PATH)
+    assert shutil.which(language.version_command[0], path=path), (
+        f"{language.version_command[0]} not found: apt-get install {' '.join(language.debian_packages)}"
+    )
+    assert language.debian_packages
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_every_name_and_alias_finds_its_language(language: LanguageSpec) -> None:
+    for key in (language.name, *language.aliases):
+        assert registry().get(key.upper()).name == language.name

@@ -23,10 +23,9 @@ from functions.core.protocol import (
     TaskCase,
 )
 from functions.core.verdicts import Verdict
-from tests.unit.conftest import RunPod, b64, judged, make_task, needs_toolchain, unb64
+from tests.unit.conftest import RunPod, b64, judged, make_task, unb64
 
 RunTask = Callable[[RunnerTask], RunnerReport]
-pytestmark = needs_toolchain("python")
 
 PRINT_ENVIRONMENT = "import os\nprint(' '.join(sorted(os.environ)), os.getcwd(), os.environ['HOME'])\n"
 
@@ -59,7 +58,6 @@ def test_report_fields_are_exactly_the_protocol(run_pod: RunPod) -> None:
     assert set(container.raw["cases"][0]["stdout"]) == set(StreamReport.model_fields)
 
 
-@needs_toolchain("cpp")
 def test_the_compile_container_reports_the_compile_step_only(run_pod: RunPod) -> None:
     compile_container, runner_container = run_pod(make_task("cpp", "int main() {}\n")).containers
     assert compile_container.raw is not None

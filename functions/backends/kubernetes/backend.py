@@ -17,7 +17,9 @@ from functions.backends.kubernetes.job_builder import JobTemplate
 from functions.backends.kubernetes.jobs import JobOperations
 from functions.backends.kubernetes.pod_watch import BudgetExhaustedError
 from functions.backends.kubernetes.retry import RetryPolicy
+from functions.core.backend import Toolchain
 from functions.core.errors import DeadlineExceededError, ExecutionError
+from functions.core.languages import LanguageSpec
 from functions.core.protocol import RunnerReport, RunnerTask
 from functions.settings import Settings
 
@@ -33,6 +35,10 @@ class KubernetesBackend:
     def __init__(self, jobs: JobOperations, *, wait_grace_s: float = 1.5) -> None:
         self.jobs = jobs
         self.wait_grace_s = wait_grace_s
+
+    def toolchain(self, language: LanguageSpec) -> Toolchain:
+        """Every language has its image; the version is the one its image pins (its folder's)."""
+        return Toolchain(available=True, version=language.version)
 
     def run(self, task: RunnerTask, *, budget_s: float) -> RunnerReport:
         deadline = self.jobs.clock() + budget_s

@@ -16,6 +16,7 @@ from functions.backends.local.seccomp_filter import SeccompProfile, build_filter
 from functions.backends.local.uids import UidPool
 from functions.backends.local.versions import VersionCache
 from functions.backends.local.warm_pool import WarmPool
+from functions.core.backend import Toolchain
 from functions.core.errors import DeadlineExceededError
 from functions.core.languages import LanguageSpec, load_registry
 from functions.core.protocol import RunnerReport, RunnerTask, b64decode
@@ -43,6 +44,12 @@ class LocalBackend:
 
     def close(self) -> None:
         self.warm.close()
+
+    def toolchain(self, language: LanguageSpec) -> Toolchain:
+        versions = self.runner.versions
+        if not versions.available(language):
+            return Toolchain(available=False, version="")
+        return Toolchain(available=True, version=versions.version(language))
 
     def run(self, task: RunnerTask, *, budget_s: float) -> RunnerReport:
         started_s = time.monotonic()

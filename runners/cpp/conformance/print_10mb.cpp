@@ -1,0 +1,3 @@
+#include <iostream>
+#include <string>
+int main() { std::cout << std::string(10000000, 'x'); }

@@ -1,5 +1,0 @@
-public class Hello {
-    public static void main(String[] args) {
-        System.out.println("OK");
-    }
-}

@@ -1,0 +1,1 @@
+console.log(parseInt(require("fs").readFileSync(0, "utf8")) * 2)

@@ -1,0 +1,2 @@
+data = b"x" * (512 * 1024 * 1024)
+print(len(data))
