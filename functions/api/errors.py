@@ -88,6 +88,13 @@ def validation_failed(errors: Sequence[dict[str, Any]]) -> HttpError:
     return HttpError(HTTPStatus.BAD_REQUEST, INVALID_REQUEST, f"invalid request: {problems}")
 
 
+def body_not_text(detail: str) -> HttpError:
+    """JSON is UTF-8 text (RFC 8259): a body that is not cannot be a request."""
+    return HttpError(
+        HTTPStatus.BAD_REQUEST, INVALID_JSON, f"the request body must be JSON in UTF-8; {detail}"
+    )
+
+
 def not_found(path: str) -> HttpError:
     return HttpError(HTTPStatus.NOT_FOUND, NOT_FOUND, f"no such path: {path}")
 
