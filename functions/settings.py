@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     # Local backend.
     local_max_concurrency: int = Field(default=4, gt=0)
     local_queue_wait_s: float = Field(default=2.0, ge=0)
+    # Connections the local HTTP server holds at once (one thread each): beyond, 503 + Retry-After. One
+    # client (source address) may hold at most local_max_connections_per_client: beyond, 429 + Retry-After.
+    local_max_connections: int = Field(default=256, gt=0)
+    local_max_connections_per_client: int = Field(default=64, gt=0)
     local_tmp_size_mb: int = Field(default=64, gt=0)
     local_cgroup_root: str = "code-exec"
     sandbox_python: Path = Path("/usr/bin/python3")

@@ -19,6 +19,7 @@ from functions.core.errors import (
     NotFoundError,
     PayloadTooLargeError,
     PermanentError,
+    TooManyRequestsError,
     TransientError,
 )
 
@@ -30,6 +31,7 @@ STATUS_BY_ERROR: dict[type[ExecutionError], HTTPStatus] = {
     NotFoundError: HTTPStatus.NOT_FOUND,
     PermanentError: HTTPStatus.BAD_REQUEST,
     CapacityExhaustedError: HTTPStatus.SERVICE_UNAVAILABLE,
+    TooManyRequestsError: HTTPStatus.TOO_MANY_REQUESTS,
     BackendUnavailableError: HTTPStatus.BAD_GATEWAY,
     DeadlineExceededError: HTTPStatus.GATEWAY_TIMEOUT,
     TransientError: HTTPStatus.SERVICE_UNAVAILABLE,
@@ -46,6 +48,22 @@ METHOD_NOT_ALLOWED = "method_not_allowed"
 PAYLOAD_TOO_LARGE = "payload_too_large"
 UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
 INTERNAL_ERROR = "internal_error"
+MALFORMED_REQUEST = "malformed_request"
+REQUEST_TIMEOUT = "request_timeout"
+LENGTH_REQUIRED = "length_required"
+
+# What an HTTP server refuses before there is a request to route (RFC 9110/9112), in the error shape. The
+# messages are fixed: the offending request line is never echoed back.
+HTTP_LAYER_ERRORS: dict[HTTPStatus, tuple[str, str]] = {
+    HTTPStatus.BAD_REQUEST: (MALFORMED_REQUEST, "the request line or a header is malformed"),
+    HTTPStatus.REQUEST_URI_TOO_LONG: ("uri_too_long", "the request line is too long"),
+    HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE: (
+        "headers_too_large",
+        "a header line is too long, or there are too many headers",
+    ),
+    HTTPStatus.HTTP_VERSION_NOT_SUPPORTED: ("http_version_not_supported", "send HTTP/1.1 (or 1.0)"),
+    HTTPStatus.REQUEST_TIMEOUT: (REQUEST_TIMEOUT, "the request did not arrive in time"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +132,31 @@ def body_too_large(size_bytes: int, limit_bytes: int) -> HttpError:
         HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
         PAYLOAD_TOO_LARGE,
         f"the request body is {size_bytes} bytes; the limit is {limit_bytes}",
+    )
+
+
+def http_layer_error(status: int) -> HttpError:
+    """An HTTP-level refusal (malformed request line, oversize headers...); a status without a row is a 400."""
+    known = next((row for row in HTTP_LAYER_ERRORS if row == status), HTTPStatus.BAD_REQUEST)
+    code, message = HTTP_LAYER_ERRORS[known]
+    return HttpError(known, code, message)
+
+
+def length_required() -> HttpError:
+    return HttpError(
+        HTTPStatus.LENGTH_REQUIRED, LENGTH_REQUIRED, "send the body with a Content-Length header"
+    )
+
+
+def invalid_content_length() -> HttpError:
+    return HttpError(HTTPStatus.BAD_REQUEST, INVALID_REQUEST, "the Content-Length header is invalid")
+
+
+def body_incomplete(received_bytes: int, length_bytes: int) -> HttpError:
+    return HttpError(
+        HTTPStatus.BAD_REQUEST,
+        MALFORMED_REQUEST,
+        f"the body ended after {received_bytes} of the {length_bytes} bytes its Content-Length announced",
     )
 
 

@@ -1,4 +1,4 @@
-"""The HTTP routes (DESIGN section 1). Each handler: parse (powertools + pydantic) -> one service call -> model."""
+"""The HTTP routes. Each handler: parse (powertools + pydantic) -> one service call -> model."""
 
 from __future__ import annotations
 
@@ -37,6 +37,12 @@ ALLOWED_METHODS: dict[str, tuple[str, ...]] = {
     OPENAPI_PATH: ("GET",),
     SWAGGER_PATH: ("GET",),
 }
+
+# (method, path) of the read-only routes that never start a run: the local server answers them without
+# waiting for a run slot, so /health stays truthful while every slot is busy.
+QUICK_ROUTES: frozenset[tuple[str, str]] = frozenset(
+    ("GET", path) for path in ("/health", "/languages", OPENAPI_PATH, SWAGGER_PATH)
+)
 
 app = APIGatewayRestResolver(enable_validation=True, cors=cors_config(get_settings()))
 app.enable_swagger(path=SWAGGER_PATH, title=API_TITLE, version=API_VERSION, description=API_DESCRIPTION)
