@@ -39,6 +39,8 @@ STATUS_BY_ERROR: dict[type[ExecutionError], HTTPStatus] = {
 
 # Sent when a capacity error does not say when to come back.
 DEFAULT_RETRY_AFTER_S = 1
+# Every answer with one of these statuses says when to come back (Retry-After).
+RETRY_AFTER_STATUSES = frozenset({HTTPStatus.SERVICE_UNAVAILABLE, HTTPStatus.TOO_MANY_REQUESTS})
 
 # Error codes of failures that never reach the core.
 INVALID_JSON = "invalid_json"
@@ -89,7 +91,7 @@ def from_execution_error(exc: ExecutionError) -> HttpError:
     if status is HTTPStatus.INTERNAL_SERVER_ERROR:
         return internal_error()
     headers: dict[str, str] = {}
-    if status in (HTTPStatus.SERVICE_UNAVAILABLE, HTTPStatus.TOO_MANY_REQUESTS):
+    if status in RETRY_AFTER_STATUSES:
         retry_after_s = exc.retry_after_s if isinstance(exc, TransientError) else None
         headers["Retry-After"] = str(retry_after_s or DEFAULT_RETRY_AFTER_S)
     execution_id = exc.execution_id if isinstance(exc, DeadlineExceededError) else None

@@ -43,6 +43,10 @@ class LanguageSpec(BaseModel):
     def compiled(self) -> bool:
         return self.compile is not None
 
+    def test_program_path(self, runners_dir: Path) -> Path:
+        """The language's folder is named after it; its test program sits beside language.json."""
+        return runners_dir / self.name / self.test_program
+
     def sandbox_memory_mb(self, memory_limit_mb: int) -> int:
         """Memory the whole sandbox may use: the program's limit plus runtime overhead, or the compiler's."""
         return max(memory_limit_mb + self.runtime_overhead_mb, self.compile_memory_mb)

@@ -75,6 +75,17 @@ CASES = {
     "body is null": Case("null", 400, "invalid_request", "JSON object"),
     "language not a string": Case(execute(language=5), 400, "invalid_request", "language: input should be"),
     "timeout not a number": Case(execute(timeout="soon"), 400, "invalid_request", "timeout: input should be"),
+    "timeout a numeric string": Case(
+        execute(timeout="5"), 400, "invalid_request", "timeout: input should be"
+    ),
+    "timeout a boolean": Case(execute(timeout=True), 400, "invalid_request", "timeout: input should be"),
+    "timeout infinite": Case(
+        '{"language": "python", "code": "eA==", "timeout": 1e999}', 400, "invalid_request", "timeout:"
+    ),
+    "memory a numeric string": Case(
+        execute(memory_limit_mb="64"), 400, "invalid_request", "memory_limit_mb: input should be"
+    ),
+    "memory a boolean": Case(execute(memory_limit_mb=True), 400, "invalid_request", "memory_limit_mb: input"),
     "memory not an integer": Case(
         execute(memory_limit_mb=1.5), 400, "invalid_request", "memory_limit_mb: input should be"
     ),
