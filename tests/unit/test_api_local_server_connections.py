@@ -12,7 +12,12 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from functions.local_server import MAX_PAYLOAD_BYTES, LocalApiServer
+from functions.local_server import (
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+    MAX_PAYLOAD_BYTES,
+    LocalApiServer,
+)
 from tests.local_server_support import WAIT_S, ServingThreads
 from tests.unit.test_api_local_server_http import RawResponse, address, read_response
 
@@ -33,7 +38,10 @@ def start_server() -> Iterator[StartServer]:
     threads = ServingThreads()
 
     def start(
-        *, serve: bool = True, max_connections: int = 256, max_connections_per_client: int = 64
+        *,
+        serve: bool = True,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        max_connections_per_client: int = DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
     ) -> LocalApiServer:
         server = LocalApiServer(
             ("127.0.0.1", 0),
