@@ -1,4 +1,4 @@
-"""The one error -> HTTP table (DESIGN section 1): every error response is built here.
+"""The one error -> HTTP table: every error response is built here.
 
 Body: `{"error": "<code>", "message": "<sentence>"}` (+ `execution_id` for 504). Never a stack trace.
 """

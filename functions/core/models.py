@@ -1,4 +1,4 @@
-"""HTTP request and response models (DESIGN section 1); the same JSON over API Gateway and locally."""
+"""HTTP request and response models; the same JSON over API Gateway and locally."""
 
 from __future__ import annotations
 

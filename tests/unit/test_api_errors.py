@@ -17,7 +17,7 @@ from tests.conftest import FakeBackend, Invoke
 
 HELLO = {"language": "python", "encoding": "text", "code": "print(1)"}
 
-# DESIGN section 1, restated on purpose as an independent oracle: deriving it from STATUS_BY_ERROR would only
+# The contract, restated on purpose as an independent oracle: deriving it from STATUS_BY_ERROR would only
 # check the table against itself. Each row adds the error code the contract promises.
 TABLE = {
     "invalid request": (core.InvalidRequestError("bad field"), 400, "invalid_request"),
