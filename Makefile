@@ -147,8 +147,12 @@ bench-bundle: build ## Lambda bundle size and cold import time (Python 3.12, the
 	$(PY) -m tests.bench.bundle_bench
 
 .PHONY: bench
-bench: bench-bundle bench-runs ## Benchmarks: bundle size, cold start, sandbox and service overhead vs bare toolchains
+bench: bench-bundle bench-runs bench-load ## Benchmarks: bundle size, cold start, sandbox and service overhead, the server under load
 
 .PHONY: bench-runs
 bench-runs: setup ## Hello world per language: bare toolchain vs runner vs sandbox vs HTTP handler (ratios)
 	$(PY) -m tests.bench.bench_runs
+
+.PHONY: bench-load
+bench-load: setup ## The `make run` server under 50 concurrent clients and sequential runs: p50/p99, runs/s, 503 share
+	$(PY) -m tests.bench.load_bench

@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     # Local backend.
     local_max_concurrency: int = Field(default=4, gt=0)
     local_queue_wait_s: float = Field(default=2.0, ge=0)
+    # Connections the local HTTP server holds at once (one thread each): beyond, 503 + Retry-After. One
+    # client (source address) may hold at most local_max_connections_per_client: beyond, 429 + Retry-After.
+    # `make run` listens on loopback, where every client is one address: that cap is then the server's.
+    local_max_connections: int = Field(default=256, gt=0)
+    local_max_connections_per_client: int = Field(default=128, gt=0)
     local_tmp_size_mb: int = Field(default=64, gt=0)
     local_cgroup_root: str = "code-exec"
     local_bwrap_path: Path = Path("/usr/bin/bwrap")

@@ -1,4 +1,4 @@
-"""The one error -> HTTP table (DESIGN section 1): every error response is built here.
+"""The one error -> HTTP table: every error response is built here.
 
 Body: `{"error": "<code>", "message": "<sentence>"}` (+ `execution_id` for 504). Never a stack trace.
 """
@@ -20,6 +20,7 @@ from functions.core.errors import (
     NotFoundError,
     PayloadTooLargeError,
     PermanentError,
+    TooManyRequestsError,
     TransientError,
 )
 
@@ -32,6 +33,7 @@ STATUS_BY_ERROR: dict[type[ExecutionError], HTTPStatus] = {
     NotFoundError: HTTPStatus.NOT_FOUND,
     PermanentError: HTTPStatus.BAD_REQUEST,
     CapacityExhaustedError: HTTPStatus.SERVICE_UNAVAILABLE,
+    TooManyRequestsError: HTTPStatus.TOO_MANY_REQUESTS,
     BackendUnavailableError: HTTPStatus.BAD_GATEWAY,
     DeadlineExceededError: HTTPStatus.GATEWAY_TIMEOUT,
     TransientError: HTTPStatus.SERVICE_UNAVAILABLE,
@@ -39,6 +41,8 @@ STATUS_BY_ERROR: dict[type[ExecutionError], HTTPStatus] = {
 
 # Sent when a capacity error does not say when to come back.
 DEFAULT_RETRY_AFTER_S = 1
+# Every answer with one of these statuses says when to come back (Retry-After).
+RETRY_AFTER_STATUSES = frozenset({HTTPStatus.SERVICE_UNAVAILABLE, HTTPStatus.TOO_MANY_REQUESTS})
 
 # Error codes of failures that never reach the core.
 INVALID_JSON = "invalid_json"
@@ -48,6 +52,22 @@ METHOD_NOT_ALLOWED = "method_not_allowed"
 PAYLOAD_TOO_LARGE = "payload_too_large"
 UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
 INTERNAL_ERROR = "internal_error"
+MALFORMED_REQUEST = "malformed_request"
+REQUEST_TIMEOUT = "request_timeout"
+LENGTH_REQUIRED = "length_required"
+
+# What an HTTP server refuses before there is a request to route (RFC 9110/9112), in the error shape. The
+# messages are fixed: the offending request line is never echoed back.
+HTTP_LAYER_ERRORS: dict[HTTPStatus, tuple[str, str]] = {
+    HTTPStatus.BAD_REQUEST: (MALFORMED_REQUEST, "the request line or a header is malformed"),
+    HTTPStatus.REQUEST_URI_TOO_LONG: ("uri_too_long", "the request line is too long"),
+    HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE: (
+        "headers_too_large",
+        "a header line is too long, or there are too many headers",
+    ),
+    HTTPStatus.HTTP_VERSION_NOT_SUPPORTED: ("http_version_not_supported", "send HTTP/1.1 (or 1.0)"),
+    HTTPStatus.REQUEST_TIMEOUT: (REQUEST_TIMEOUT, "the request did not arrive in time"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +93,7 @@ def from_execution_error(exc: ExecutionError) -> HttpError:
     if status is HTTPStatus.INTERNAL_SERVER_ERROR:
         return internal_error()
     headers: dict[str, str] = {}
-    if status in (HTTPStatus.SERVICE_UNAVAILABLE, HTTPStatus.TOO_MANY_REQUESTS):
+    if status in RETRY_AFTER_STATUSES:
         retry_after_s = exc.retry_after_s if isinstance(exc, TransientError) else None
         headers["Retry-After"] = str(retry_after_s or DEFAULT_RETRY_AFTER_S)
     execution_id = exc.execution_id if isinstance(exc, DeadlineExceededError) else None
@@ -88,6 +108,13 @@ def validation_failed(errors: Sequence[dict[str, Any]]) -> HttpError:
     """A readable sentence listing every offending field path; never the offending values."""
     problems = "; ".join(_describe(error) for error in errors) or "the request is invalid"
     return HttpError(HTTPStatus.BAD_REQUEST, INVALID_REQUEST, f"invalid request: {problems}")
+
+
+def body_not_text(detail: str) -> HttpError:
+    """JSON is UTF-8 text (RFC 8259): a body that is not cannot be a request."""
+    return HttpError(
+        HTTPStatus.BAD_REQUEST, INVALID_JSON, f"the request body must be JSON in UTF-8; {detail}"
+    )
 
 
 def not_found(path: str) -> HttpError:
@@ -109,6 +136,31 @@ def body_too_large(size_bytes: int, limit_bytes: int) -> HttpError:
         HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
         PAYLOAD_TOO_LARGE,
         f"the request body is {size_bytes} bytes; the limit is {limit_bytes}",
+    )
+
+
+def http_layer_error(status: int) -> HttpError:
+    """An HTTP-level refusal (malformed request line, oversize headers...); a status without a row is a 400."""
+    known = next((row for row in HTTP_LAYER_ERRORS if row == status), HTTPStatus.BAD_REQUEST)
+    code, message = HTTP_LAYER_ERRORS[known]
+    return HttpError(known, code, message)
+
+
+def length_required() -> HttpError:
+    return HttpError(
+        HTTPStatus.LENGTH_REQUIRED, LENGTH_REQUIRED, "send the body with a Content-Length header"
+    )
+
+
+def invalid_content_length() -> HttpError:
+    return HttpError(HTTPStatus.BAD_REQUEST, INVALID_REQUEST, "the Content-Length header is invalid")
+
+
+def body_incomplete(received_bytes: int, length_bytes: int) -> HttpError:
+    return HttpError(
+        HTTPStatus.BAD_REQUEST,
+        MALFORMED_REQUEST,
+        f"the body ended after {received_bytes} of the {length_bytes} bytes its Content-Length announced",
     )
 
 

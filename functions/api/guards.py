@@ -1,15 +1,18 @@
 """Checks on the raw API Gateway event, before anything parses the body.
 
-A body far beyond the code and stdin caps is refused unread (413), and a body that is not JSON gets a 415
-instead of being form-decoded into confusing field errors.
+A body far beyond the code and stdin caps is refused unread (413); a body that is not JSON gets a 415
+instead of being form-decoded into confusing field errors; a body that is not UTF-8 text (which JSON must
+be) gets a 400 here, because the resolver's own decoding would fail with an exception instead.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Mapping
 from typing import Any
 
-from functions.api.errors import HttpError, body_too_large, unsupported_media_type
+from functions.api.errors import HttpError, body_not_text, body_too_large, unsupported_media_type
 from functions.settings import Settings
 
 BODY_OVERHEAD_BYTES = 64 * 1024  # the other fields, JSON punctuation, whitespace
@@ -36,6 +39,19 @@ def reject_before_parsing(event: Mapping[str, Any], settings: Settings) -> HttpE
     content_type = header(event, "content-type")
     if content_type is not None and media_type(content_type) != JSON_MEDIA_TYPE:
         return unsupported_media_type(content_type)
+    if event.get("isBase64Encoded"):
+        return _reject_binary(str(body))
+    return None
+
+
+def _reject_binary(body_b64: str) -> HttpError | None:
+    """API Gateway base64-encodes a body it does not treat as text: it must still decode to UTF-8."""
+    try:
+        base64.b64decode(body_b64, validate=True).decode("utf-8")
+    except binascii.Error:
+        return body_not_text("it is marked base64-encoded but is not valid base64")
+    except UnicodeDecodeError as exc:
+        return body_not_text(f"byte {exc.start} is not valid UTF-8")
     return None
 
 

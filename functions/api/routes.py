@@ -1,15 +1,17 @@
-"""The HTTP routes (DESIGN section 1). Each handler: parse (powertools + pydantic) -> one service call -> model."""
+"""The HTTP routes. Each handler: parse (powertools + pydantic) -> one service call -> model."""
 
 from __future__ import annotations
 
 from http import HTTPStatus
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
 from functions import observability, wiring
 from functions.api.cors import cors_config
 from functions.api.error_handlers import register_error_handlers
+from functions.api.openapi import ApiResolver, Document, ServiceFacts
+from functions.core.languages import load_registry
 from functions.core.models import (
     ErrorResponse,
     ExecuteRequest,
@@ -38,7 +40,24 @@ ALLOWED_METHODS: dict[str, tuple[str, ...]] = {
     SWAGGER_PATH: ("GET",),
 }
 
-app = APIGatewayRestResolver(enable_validation=True, cors=cors_config(get_settings()))
+# (method, path) of the read-only routes that never start a run: the local server answers them without
+# waiting for a run slot, so /health stays truthful while every slot is busy.
+QUICK_ROUTES: frozenset[tuple[str, str]] = frozenset(
+    ("GET", path) for path in ("/health", "/languages", OPENAPI_PATH, SWAGGER_PATH)
+)
+
+
+def _finish_document(document: Document) -> Document:
+    settings = get_settings()
+    facts = ServiceFacts(
+        registry=load_registry(settings.runners_dir),
+        policy=wiring.sync_policy(settings),
+        runners_dir=settings.runners_dir,
+    )
+    return facts.finish(document)
+
+
+app = ApiResolver(finish_document=_finish_document, enable_validation=True, cors=cors_config(get_settings()))
 app.enable_swagger(path=SWAGGER_PATH, title=API_TITLE, version=API_VERSION, description=API_DESCRIPTION)
 register_error_handlers(app, ALLOWED_METHODS)
 
@@ -62,6 +81,7 @@ def _errors(*statuses: HTTPStatus) -> dict[int, OpenAPIResponse]:
             HTTPStatus.BAD_REQUEST,
             HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
             HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+            HTTPStatus.TOO_MANY_REQUESTS,
             HTTPStatus.BAD_GATEWAY,
             HTTPStatus.SERVICE_UNAVAILABLE,
             HTTPStatus.GATEWAY_TIMEOUT,
@@ -84,12 +104,24 @@ def execute(execute_request: ExecuteRequest) -> ExecuteResponse:
     return response
 
 
-@app.get("/health", summary="Liveness and the configured backend")
+# A connection beyond the server's caps is refused on any route (the local server's; API Gateway throttles).
+BUSY = (HTTPStatus.TOO_MANY_REQUESTS, HTTPStatus.SERVICE_UNAVAILABLE)
+
+
+@app.get(
+    "/health",
+    summary="Liveness and the configured backend",
+    responses={200: {"description": "The service is up"}, **_errors(*BUSY)},
+)
 def health() -> HealthResponse:
     return wiring.get_service().health()
 
 
-@app.get("/languages", summary="Supported languages, their aliases and toolchain versions")
+@app.get(
+    "/languages",
+    summary="Supported languages, their aliases and toolchain versions",
+    responses={200: {"description": "Every language the service runs"}, **_errors(*BUSY)},
+)
 def languages() -> list[LanguageInfo]:
     return wiring.get_service().languages()
 

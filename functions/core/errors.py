@@ -65,6 +65,12 @@ class CapacityExhaustedError(TransientError):
     error_code = "capacity_exhausted"
 
 
+class TooManyRequestsError(TransientError):
+    """This caller holds more of the service at once than one caller may; others are still served."""
+
+    error_code = "too_many_requests"
+
+
 class BackendUnavailableError(TransientError):
     """The execution backend failed (API errors after retries, image pull failure)."""
 

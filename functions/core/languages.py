@@ -63,6 +63,10 @@ class LanguageSpec(BaseModel):
         """The folder's hello world, relative to the folder (the preflight and the bench run it)."""
         return f"{CONFORMANCE_DIR}/hello{self.source_suffix}"
 
+    def test_program_path(self, runners_dir: Path) -> Path:
+        """The folder's hello world on disk (its folder is named after the language)."""
+        return runners_dir / self.name / self.test_program
+
 
 class LanguageRegistry:
     """Looks languages up by name or alias, case-insensitively."""

@@ -1,11 +1,12 @@
-"""HTTP request and response models (DESIGN section 1); the same JSON over API Gateway and locally."""
+"""HTTP request and response models; the same JSON over API Gateway and locally."""
 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 from functions.core.verdicts import Verdict
 
@@ -13,6 +14,17 @@ from functions.core.verdicts import Verdict
 class Encoding(StrEnum):
     BASE64 = "base64"
     TEXT = "text"
+
+
+def _json_number(value: object) -> object:
+    """A JSON number only: lax validation would also read "64" or true as one (JSON Schema would not)."""
+    if isinstance(value, bool | str):
+        raise PydanticCustomError("number_type", "Input should be a number, not a string or a boolean")
+    return value
+
+
+# An integer in JSON Schema's sense: 64 and 64.0 are one, 64.5, "64" and true are not.
+JsonInteger = Annotated[int, BeforeValidator(_json_number)]
 
 
 class TestCaseRequest(BaseModel):
@@ -32,9 +44,16 @@ class ExecuteRequest(BaseModel):
     )
     code: str = Field(description="Source code: base64 of UTF-8 unless encoding is text")
     stdin: str = Field(default="", description="Standard input, encoded like code")
-    timeout: float | None = Field(default=None, gt=0, description="Wall-clock limit of the program, seconds")
+    # Strict: a number, not "5" or true.
+    timeout: float | None = Field(
+        default=None,
+        gt=0,
+        strict=True,
+        allow_inf_nan=False,
+        description="Wall-clock limit of the program, seconds",
+    )
     encoding: Encoding = Encoding.BASE64
-    memory_limit_mb: int | None = Field(default=None, gt=0)
+    memory_limit_mb: JsonInteger | None = Field(default=None, gt=0)
     args: list[str] = Field(default_factory=list, description="Command-line arguments of the program")
     test_cases: list[TestCaseRequest] | None = Field(default=None, min_length=1)
 

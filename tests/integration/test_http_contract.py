@@ -134,6 +134,20 @@ def test_languages_report_their_real_versions(local_server: RunningServer) -> No
         assert languages[language.name]["version"] != language.version
 
 
+def test_the_documents_examples_run_as_they_are(local_server: RunningServer) -> None:
+    # Given the request examples of the API document, one per language
+    document = http_call(local_server.url, "GET", "/openapi.json").json()
+    examples = document["paths"]["/execute"]["post"]["requestBody"]["content"]["application/json"]["examples"]
+    assert set(LANGUAGES) <= set(examples)
+
+    # When a client sends each one as it is
+    for name, example in examples.items():
+        body = post_execute(local_server, example["value"]).body
+
+        # Then it runs: each language's test program prints OK
+        assert (body["verdict"], body["stdout"], body["language"]) == ("accepted", "OK\n", name)
+
+
 def test_openapi_and_swagger_ui(local_server: RunningServer) -> None:
     document = http_call(local_server.url, "GET", "/openapi.json")
     swagger = http_call(local_server.url, "GET", "/swagger")

@@ -80,3 +80,20 @@ def test_with_one_worker_a_second_request_gets_503_while_the_first_succeeds(
     response = first.result()
     assert response.status == 200, response.body
     assert response.json()["stdout"] == "done\n"
+
+
+def test_health_answers_while_every_run_slot_is_busy(start_server: StartServer) -> None:
+    # Given a server whose two workers both run a program
+    server = start_server({"EXEC_LOCAL_MAX_CONCURRENCY": "2", "EXEC_LOCAL_QUEUE_WAIT_S": "0"})
+    runs = [run_python(server, SLEEP_3_S), run_python(server, SLEEP_3_S)]
+    assert server.wait_until_in_flight(2, timeout_s=WAIT_S)
+
+    # When a health check and a third run arrive meanwhile
+    health = http_call(server.url, "GET", "/health")
+    third = http_call(server.url, "POST", "/execute", {"language": "python", "encoding": "text", "code": "1"})
+
+    # Then health is answered at once with the configured backend, while the run is turned away
+    assert (health.status, health.json()) == (200, {"status": "healthy", "backend": "local"})
+    assert server.in_flight == 2
+    assert (third.status, third.header("retry-after")) == (503, "1")
+    assert [run.result().status for run in runs] == [200, 200]

@@ -9,10 +9,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from functions.api.guards import max_body_bytes
+from functions.api.handler import lambda_handler
+from functions.local_server import LocalLambdaContext
 from functions.settings import get_settings
-from tests.conftest import FakeBackend, Invoke
+from tests.conftest import EventFactory, FakeBackend, Invoke
+from tests.http_support import from_proxy
 
 SETTINGS = get_settings()
 
@@ -70,6 +75,17 @@ CASES = {
     "body is null": Case("null", 400, "invalid_request", "JSON object"),
     "language not a string": Case(execute(language=5), 400, "invalid_request", "language: input should be"),
     "timeout not a number": Case(execute(timeout="soon"), 400, "invalid_request", "timeout: input should be"),
+    "timeout a numeric string": Case(
+        execute(timeout="5"), 400, "invalid_request", "timeout: input should be"
+    ),
+    "timeout a boolean": Case(execute(timeout=True), 400, "invalid_request", "timeout: input should be"),
+    "timeout infinite": Case(
+        '{"language": "python", "code": "eA==", "timeout": 1e999}', 400, "invalid_request", "timeout:"
+    ),
+    "memory a numeric string": Case(
+        execute(memory_limit_mb="64"), 400, "invalid_request", "memory_limit_mb: input should be"
+    ),
+    "memory a boolean": Case(execute(memory_limit_mb=True), 400, "invalid_request", "memory_limit_mb: input"),
     "memory not an integer": Case(
         execute(memory_limit_mb=1.5), 400, "invalid_request", "memory_limit_mb: input should be"
     ),
@@ -125,6 +141,22 @@ CASES = {
     "body beyond any valid request": Case(
         execute(stdin="A" * (max_body_bytes(SETTINGS) + 1)), 413, "payload_too_large", "request body is"
     ),
+    # bytes that are not a JSON object
+    "body not UTF-8": Case(
+        b'{"language": "python", "code": "\xff"}', 400, "invalid_json", "byte 32 is not valid UTF-8"
+    ),
+    "body in Latin-1": Case(
+        '{"language": "pyth\u00f6n", "code": ""}'.encode("latin-1"), 400, "invalid_json", "UTF-8"
+    ),
+    "binary body": Case(bytes(range(256)), 400, "invalid_json", "UTF-8"),
+    "body with a byte-order mark": Case(
+        b"\xef\xbb\xbf" + json.dumps(execute()).encode(), 400, "invalid_json", "BOM"
+    ),
+    "body is a JSON string": Case('"print(1)"', 400, "invalid_request", "JSON object"),
+    "body is a JSON number": Case("42", 400, "invalid_request", "JSON object"),
+    "body is an empty object": Case({}, 400, "invalid_request", "language: field required"),
+    "JSON followed by garbage": Case(json.dumps(execute()) + " x", 400, "invalid_json", "Extra data"),
+    "NUL bytes": Case(b"\x00" * 64, 400, "invalid_json", "not valid JSON"),
     # syntax, media type, routing
     "invalid JSON": Case('{"language": "python",', 400, "invalid_json", "not valid JSON"),
     "JSON nested too deeply": Case("[" * 100_000, 400, "invalid_json", "nested too deeply"),
@@ -166,6 +198,57 @@ def test_bad_input_gets_a_clear_4xx_and_never_reaches_the_backend(
     assert set(body) == {"error", "message"}
     assert response.header("content-type") == "application/json"
     assert fake_backend.tasks == []
+
+
+def test_a_base64_flagged_body_that_is_not_base64_is_refused(
+    api_event: EventFactory, fake_backend: FakeBackend
+) -> None:
+    # Given an event marked base64-encoded whose body is not base64 (API Gateway never sends one; a caller
+    # building events by hand might)
+    event = api_event("POST", "/execute", execute())
+    event["isBase64Encoded"] = True
+
+    # When it reaches the handler
+    response = from_proxy(lambda_handler(event, LocalLambdaContext(request_id="r")))
+
+    # Then 400, not a decoding exception
+    assert (response.status, response.json()["error"]) == (400, "invalid_json")
+    assert "not valid base64" in response.json()["message"]
+    assert fake_backend.tasks == []
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+REQUEST_FIELDS = st.fixed_dictionaries(
+    {},
+    optional=dict.fromkeys(("language", "code", "stdin", "timeout", "encoding", "args"), JSON_VALUES),
+)
+ANY_BODY = st.one_of(
+    st.binary(max_size=512),
+    st.text(max_size=256).map(str.encode),
+    JSON_VALUES.map(lambda value: json.dumps(value).encode()),
+    REQUEST_FIELDS.map(lambda value: json.dumps(value).encode()),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=ANY_BODY)
+def test_any_body_gets_an_answer_from_the_error_table(
+    body: bytes, invoke: Invoke, fake_backend: FakeBackend
+) -> None:
+    # Given any bytes at all as the body of POST /execute
+    # When they reach the handler
+    response = invoke("POST", "/execute", body)
+
+    # Then the answer is a run or a 4xx with the error shape: never a 500
+    assert response.status in {200, 400, 413}, response.body
+    if response.status != 200:
+        assert set(response.json()) == {"error", "message"}
 
 
 def test_wrong_method_lists_the_allowed_ones(invoke: Invoke, fake_backend: FakeBackend) -> None:

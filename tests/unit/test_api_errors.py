@@ -17,7 +17,7 @@ from tests.conftest import FakeBackend, Invoke
 
 HELLO = {"language": "python", "encoding": "text", "code": "print(1)"}
 
-# DESIGN section 1, restated on purpose as an independent oracle: deriving it from STATUS_BY_ERROR would only
+# The contract, restated on purpose as an independent oracle: deriving it from STATUS_BY_ERROR would only
 # check the table against itself. Each row adds the error code the contract promises.
 TABLE = {
     "invalid request": (core.InvalidRequestError("bad field"), 400, "invalid_request"),
@@ -26,6 +26,7 @@ TABLE = {
     "payload too large": (core.PayloadTooLargeError("too big"), 413, "payload_too_large"),
     "not found": (core.NotFoundError("gone"), 404, "not_found"),
     "capacity exhausted": (core.CapacityExhaustedError("busy"), 503, "capacity_exhausted"),
+    "too many requests from one client": (core.TooManyRequestsError("greedy"), 429, "too_many_requests"),
     "backend unavailable": (core.BackendUnavailableError("k8s down"), 502, "backend_unavailable"),
     "deadline exceeded": (
         core.DeadlineExceededError("too slow", execution_id="e-1"),
@@ -56,6 +57,12 @@ def test_capacity_errors_carry_retry_after() -> None:
     # Then both tell the client when to retry
     assert timed.headers == {"Retry-After": "7"}
     assert untimed.headers == {"Retry-After": str(errors.DEFAULT_RETRY_AFTER_S)}
+
+
+def test_too_many_requests_carries_retry_after() -> None:
+    http_error = errors.from_execution_error(core.TooManyRequestsError("greedy", retry_after_s=3))
+
+    assert http_error.headers == {"Retry-After": "3"}
 
 
 def test_deadline_body_carries_the_execution_id() -> None:

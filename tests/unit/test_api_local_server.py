@@ -145,7 +145,7 @@ Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
 
 class StubHandler:
-    """Echoes the event it got; can be made to block until released."""
+    """Echoes the event it got; a request to /slow can be made to block until released."""
 
     def __init__(self) -> None:
         self.entered = threading.Event()
@@ -155,8 +155,9 @@ class StubHandler:
 
     def __call__(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         self.events.append(event)
-        self.entered.set()
-        assert self.release.wait(timeout=30)
+        if event["path"] == "/slow":
+            self.entered.set()
+            assert self.release.wait(timeout=30)
         body = json.dumps({"path": event["path"], "request_id": context.aws_request_id})
         return {"statusCode": 200, "multiValueHeaders": {"Content-Type": ["application/json"]}, "body": body}
 
@@ -195,22 +196,27 @@ def test_each_request_reaches_the_handler_as_an_event(server: LocalApiServer, st
     assert response.json()["request_id"] == event["requestContext"]["requestId"]
 
 
-def test_a_busy_server_answers_503_with_retry_after(server: LocalApiServer, stub: StubHandler) -> None:
-    # Given a request that holds the handler
+def test_a_busy_server_answers_503_with_retry_after_but_health_still_answers(
+    server: LocalApiServer, stub: StubHandler
+) -> None:
+    # Given a request that holds the run lane
     stub.release.clear()
-    first = threading.Thread(target=http_call, args=(server.url, "GET", "/slow"))
+    first = threading.Thread(target=http_call, args=(server.url, "POST", "/slow"))
     first.start()
     assert stub.entered.wait(timeout=30)
 
-    # When a second request arrives meanwhile
-    second = http_call(server.url, "GET", "/health")
+    # When another run and a health check arrive meanwhile
+    second = http_call(server.url, "POST", "/execute", {"language": "python"})
+    health = http_call(server.url, "GET", "/health")
 
-    # Then it is turned away with a hint when to retry, instead of waiting indefinitely
+    # Then the run is turned away with a hint when to retry, instead of waiting indefinitely, while the
+    # health check is answered by the quick lane
     stub.release.set()
     first.join()
     assert second.status == 503
     assert second.header("retry-after") == "1"
     assert second.json()["error"] == "capacity_exhausted"
+    assert (health.status, health.json()["path"]) == (200, "/health")
 
 
 def test_a_body_beyond_the_gateway_limit_is_refused_unread(server: LocalApiServer, stub: StubHandler) -> None:

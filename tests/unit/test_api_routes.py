@@ -115,7 +115,7 @@ def test_openapi_document_describes_the_api(invoke: Invoke, fake_backend: FakeBa
     assert response.status == 200
     assert {"/execute", "/health", "/languages"} <= set(document["paths"])
     execute = document["paths"]["/execute"]["post"]
-    assert {"200", "400", "413", "503", "504"} <= set(execute["responses"])
+    assert {"200", "400", "413", "429", "503", "504"} <= set(execute["responses"])
     assert "ExecuteRequest" in json.dumps(execute["requestBody"])
 
 

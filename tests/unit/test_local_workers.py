@@ -132,11 +132,27 @@ def test_a_request_beyond_the_workers_gets_503_with_retry_after(
     gate.wait_entered()
 
     # When a second request arrives meanwhile
-    second = http_call(server.url, "GET", "/health")
+    second = http_call(server.url, "GET", "/echo")
 
     # Then it is turned away with a hint when to retry, and the first one still succeeds
     assert (second.status, second.json()["error"]) == (503, "capacity_exhausted")
     assert second.header("retry-after") == "1"
+    gate.open()
+    assert first.result().status == 200
+
+
+def test_health_answers_while_every_worker_is_busy(start_server: StartServer, gate: Gate) -> None:
+    # Given one worker, busy with a request
+    server = start_server(workers=1, queue_wait_s=0)
+    first = hold(server, gate)
+    gate.wait_entered()
+
+    # When the health check arrives meanwhile
+    health = http_call(server.url, "GET", "/health")
+
+    # Then the real handler answers it in the server's own process, naming the configured backend
+    assert (health.status, health.json()) == (200, {"status": "healthy", "backend": get_settings().backend})
+    assert server.in_flight == 1
     gate.open()
     assert first.result().status == 200
 
