@@ -13,6 +13,7 @@ themselves if the server dies without closing them.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import multiprocessing
@@ -42,6 +43,8 @@ WorkerTarget = Callable[[dict[str, Any], float], dict[str, Any]]
 HUNG_WORKER_GRACE_S = 15.0
 # On close, running invocations get this long to answer before their workers are killed.
 CLOSE_GRACE_S = 5.0
+# How long an idle worker may take to release its service before it is stopped anyway.
+RELEASE_TIMEOUT_S = 10.0
 WORKER_START_TIMEOUT_S = 60.0
 # How often a worker checks that the server that started it is still there.
 ORPHAN_CHECK_INTERVAL_S = 1.0
@@ -188,8 +191,11 @@ class _Container:
             self._stopped = True
             if kill:
                 self._kill()
-            else:
-                self._executor.shutdown(wait=True, cancel_futures=True)
+                return
+            # An idle worker first releases its service (sandboxes started ahead of demand), then exits.
+            with contextlib.suppress(Exception):
+                self._executor.submit(wiring.close_service).result(timeout=RELEASE_TIMEOUT_S)
+            self._executor.shutdown(wait=True, cancel_futures=True)
 
     def _new_executor(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(

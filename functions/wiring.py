@@ -8,6 +8,7 @@ from functions.backends.registry import create_backend
 from functions.core.languages import load_registry
 from functions.core.service import ExecutionService
 from functions.core.spec import LimitPolicy
+from functions.observability import logger
 from functions.settings import Settings, get_settings
 
 
@@ -31,15 +32,27 @@ def sync_policy(settings: Settings) -> LimitPolicy:
     )
 
 
+def log_rejected_report(execution_id: str, reason: str) -> None:
+    """A report that failed the core's checks: the run answered internal_error; operators need the why."""
+    logger.error("report rejected", extra={"execution_id": execution_id, "reason": reason})
+
+
 def build_service(settings: Settings) -> ExecutionService:
     return ExecutionService(
         backend=create_backend(settings),
         registry=load_registry(settings.runners_dir),
         policy=sync_policy(settings),
         sync_budget_s=settings.sync_budget_s,
+        on_report_rejected=log_rejected_report,
     )
 
 
 @cache
 def get_service() -> ExecutionService:
     return build_service(get_settings())
+
+
+def close_service() -> None:
+    """Release the process's service (its backend's idle sandboxes), if it was built."""
+    if get_service.cache_info().currsize:
+        get_service().backend.close()

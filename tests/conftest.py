@@ -96,6 +96,9 @@ class FakeBackend:
     tasks: list[RunnerTask] = field(default_factory=list)
     budgets_s: list[float] = field(default_factory=list)
 
+    def close(self) -> None:
+        """Holds nothing."""
+
     def toolchain(self, language: LanguageSpec) -> Toolchain:
         return Toolchain(available=language.name not in self.unavailable, version=language.version + ".0")
 

@@ -26,7 +26,7 @@ STOP_TIMEOUT_S = 30.0
 CLIENT_TIMEOUT_S = 60.0
 CGROUP_FS_TYPES = ("cgroup", "cgroup2")
 # Processes the local backend starts per run; none may outlive its run.
-SANDBOX_COMMANDS = frozenset({"bwrap", "setpriv"})
+SANDBOX_COMMANDS = frozenset({"bwrap"})
 
 
 @dataclass

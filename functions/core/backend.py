@@ -33,3 +33,7 @@ class ExecutionBackend(Protocol):
     def toolchain(self, language: LanguageSpec) -> Toolchain:
         """Cheap after the first call for a language (versions are measured once per toolchain)."""
         ...
+
+    def close(self) -> None:
+        """Release what the backend holds (sandboxes started ahead of demand); idempotent."""
+        ...

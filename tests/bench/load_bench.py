@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from functions.settings import get_settings
+from functions.backends.local.bwrap import SANDBOX_PATH
 from tests.load_support import ServedProcess, concurrent_load, sequential_runs
 
 RESULTS_PATH = Path(__file__).with_name("load-results.json")
@@ -25,7 +26,7 @@ RESULTS_PATH = Path(__file__).with_name("load-results.json")
 
 def _bare_python_s(repetitions: int) -> float:
     """Median start of the interpreter the sandbox runs, unsandboxed: the baseline of a Python run."""
-    python = str(get_settings().sandbox_python)
+    python = shutil.which("python3", path=SANDBOX_PATH) or "python3"
     samples = []
     for _ in range(repetitions):
         started_s = time.perf_counter()

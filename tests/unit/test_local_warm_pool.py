@@ -36,6 +36,7 @@ def host() -> Iterator[HostSetup]:
 @pytest.fixture
 def pool(host: HostSetup) -> Iterator[WarmPool]:
     pool = WarmPool(host, size=2, idle_s=600.0)
+    pool.start()
     yield pool
     pool.close()
 
@@ -69,6 +70,14 @@ def test_consecutive_runs_never_share_a_sandbox(pool: WarmPool) -> None:
     assert first_cgroup is not None
     assert second_cgroup is not None
     assert first_cgroup.dirs != second_cgroup.dirs
+
+
+def test_a_pool_never_used_holds_no_sandbox(host: HostSetup) -> None:
+    pool = WarmPool(host, size=2, idle_s=600.0)
+    try:
+        assert not pool.wait_until_ready(1, timeout_s=0.5)
+    finally:
+        pool.close()
 
 
 def test_an_empty_pool_starts_one_on_demand(host: HostSetup) -> None:
@@ -107,6 +116,7 @@ def test_a_sandbox_killed_while_idle_is_discarded_not_used(pool: WarmPool) -> No
 
 def test_idle_sandboxes_are_replaced(host: HostSetup) -> None:
     pool = WarmPool(host, size=1, idle_s=0.3)
+    pool.start()
     try:
         assert pool.wait_until_ready(1, timeout_s=READY_TIMEOUT_S)
         first = pool._ready[0][1]

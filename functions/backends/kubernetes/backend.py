@@ -36,6 +36,9 @@ class KubernetesBackend:
         self.jobs = jobs
         self.wait_grace_s = wait_grace_s
 
+    def close(self) -> None:
+        """Nothing to release: every Job is deleted after its run (and swept if a caller died)."""
+
     def toolchain(self, language: LanguageSpec) -> Toolchain:
         """Every language has its image; the version is the one its image pins (its folder's)."""
         return Toolchain(available=True, version=language.version)

@@ -17,6 +17,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from functions.backends.local.liveness import is_alive
+
 LAUNCH_FILE = ".launch"  # the sandbox's first command: `sh /box/.launch` execs the program
 _OPEN_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _COPY_CHUNK_BYTES = 1024 * 1024
@@ -88,16 +90,30 @@ class Box:
 
 
 class BoxStore:
-    """Creates boxes under one directory of the data dir (traversable, not listable, by sandbox uids)."""
+    """Creates boxes under one directory of the data dir (traversable, not listable, by sandbox uids).
+
+    A box is named `<pid of the creating process>-<random>`: one left by a process that died (a worker
+    killed mid-run) is removed when the next store opens, never one whose creator is alive.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = make_private_dir(root, 0o711)
+        self.remove_stale()
 
     def new_box(self) -> Box:
-        path = self.root / uuid.uuid4().hex
+        path = self.root / f"{os.getpid()}-{uuid.uuid4().hex}"
         path.mkdir(mode=0o755)
         path.chmod(0o755)
         return Box(path)
+
+    def remove_stale(self) -> int:
+        removed = 0
+        for path in self.root.iterdir():
+            creator, _, _ = path.name.partition("-")
+            if creator.isdigit() and not is_alive(int(creator)):
+                Box(path).remove()
+                removed += 1
+        return removed
 
 
 def _copy_regular_file(source: Path, target: Path, max_bytes: int) -> int:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from functions.backends.local.cgroup_run import V2, RunCgroup, pids_in, try_rmdir, write_value
+from functions.backends.local.liveness import is_alive
 
 logger = logging.getLogger(__name__)
 
@@ -66,22 +67,12 @@ def _owner_pid(name: str) -> int | None:
     return int(pid) if separator and pid.isdigit() else None
 
 
-def _is_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process: alive
-    return True
-
-
 def _is_stale(directory: Path) -> bool:
     """A run directory nobody can still be using: its creator is gone and no process is in it."""
     if not directory.name.startswith(RUN_PREFIX) or not directory.is_dir():
         return False
     owner_pid = _owner_pid(directory.name)
-    if owner_pid is not None and _is_alive(owner_pid):
+    if owner_pid is not None and is_alive(owner_pid):
         # A live run of another worker, possibly between mkdir and its sandbox joining (still empty).
         return False
     return not pids_in(directory / "cgroup.procs")

@@ -5,6 +5,8 @@ run finds bubblewrap's start-up already paid. Any warm sandbox serves any langua
 launcher are written into its box only when the task arrives. A sandbox is destroyed after its one run and
 the pool refills in the background; an empty pool never makes a caller wait (it starts one on demand). A
 sandbox idle for longer than `idle_s` is replaced, and one that died while idle is discarded, never used.
+The pool starts filling at its first use, so a process that never runs a program (the local server's own
+process, answering /health) holds no sandbox.
 
 One long-lived thread starts every warm sandbox (bubblewrap's `--die-with-parent` follows the thread that
 started it, so that thread lives as long as the pool) and tears down every released one, so removing a
@@ -37,10 +39,19 @@ class WarmPool:
         self._released: list[Sandbox] = []
         self._changed = threading.Condition()
         self._closed = False
+        self._in_use = False  # set by the first acquire: the pool fills from then on
         self._thread = threading.Thread(target=self._work_forever, name="warm-sandboxes", daemon=True)
         self._thread.start()
 
+    def start(self) -> None:
+        """Begin filling (the first acquire does it too)."""
+        with self._changed:
+            self._in_use = True
+            self._changed.notify_all()
+
     def acquire(self, *, writable_box: bool) -> Sandbox:
+        if not self._in_use:
+            self.start()
         if not writable_box:
             warm = self._take()
             if warm is not None:
@@ -92,7 +103,8 @@ class WarmPool:
                 time.sleep(_RETRY_AFTER_FAILURE_S)
 
     def _needs_work(self) -> bool:
-        return bool(self._released) or len(self._ready) < self.size or bool(self._expired(peek=True))
+        short = self._in_use and len(self._ready) < self.size
+        return bool(self._released) or short or bool(self._expired(peek=True))
 
     def _next_expiry_s(self) -> float | None:
         if not self._ready:
@@ -108,7 +120,7 @@ class WarmPool:
 
     def _start_one(self) -> bool:
         with self._changed:
-            if len(self._ready) >= self.size:
+            if not self._in_use or len(self._ready) >= self.size:
                 return True
         try:
             sandbox = Sandbox(self.host, writable_box=False)
