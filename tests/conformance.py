@@ -14,7 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from functions.core.languages import CONFORMANCE_DIR, LanguageRegistry, LanguageSpec, load_registry
+from functions.core.languages import (
+    CONFORMANCE_DIR,
+    TEST_PROGRAM_OUTPUT,
+    LanguageRegistry,
+    LanguageSpec,
+    load_registry,
+)
 from functions.settings import DEFAULT_RUNNERS_DIR
 
 STDIN_TEXT = "line one\nzwei ünïcödé\n3\n"
@@ -50,7 +56,7 @@ BEHAVIOURS = (
     Behaviour(
         "hello",
         {},
-        {"status": "success", "verdict": "accepted", "stdout": "Hello, World!\n", "exit_code": 0},
+        {"status": "success", "verdict": "accepted", "stdout": TEST_PROGRAM_OUTPUT, "exit_code": 0},
         non_blank=("language_version",),
     ),
     Behaviour("echo_stdin", {"stdin": STDIN_TEXT}, {"verdict": "accepted", "stdout": STDIN_TEXT}),

@@ -17,6 +17,8 @@ LANGUAGE_FILE_NAME = "language.json"
 # Each folder's programs with a known outcome, one file per behaviour: `<behaviour><the source suffix>`.
 CONFORMANCE_DIR = "conformance"
 IMAGE_PREFIX = "code-exec-runner-"
+# What every folder's hello world (its test program) prints.
+TEST_PROGRAM_OUTPUT = "Hello, World!\n"
 
 
 class LanguageSpec(BaseModel):

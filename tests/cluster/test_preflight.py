@@ -206,7 +206,7 @@ REMOVED = [
         id="policy-unbound",
     ),
     pytest.param(
-        Removed(_other_image_prefix, "admission guardrails", "own cpp Job is refused", "imagePrefix"),
+        Removed(_other_image_prefix, "admission guardrails", "Job is refused", "imagePrefix"),
         id="image-prefix-wrong",
     ),
     pytest.param(

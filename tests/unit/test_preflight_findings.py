@@ -18,6 +18,7 @@ from functions.backends.kubernetes.preflight.canary import (
 )
 from functions.backends.kubernetes.preflight.cluster import allowing_policies, denies_all_traffic
 from functions.backends.kubernetes.preflight.model import CheckResult, PreflightReport, Status
+from functions.core.languages import TEST_PROGRAM_OUTPUT
 from functions.core.models import ExecuteResponse
 from functions.core.verdicts import Verdict
 
@@ -101,8 +102,8 @@ def test_egress_canary_that_did_not_run_fails_with_the_reason() -> None:
 @pytest.mark.parametrize(
     ("outcome", "status"),
     [
-        pytest.param(RunOutcome(response("OK\n"), None, 2.0), Status.PASS, id="quick"),
-        pytest.param(RunOutcome(response("OK\n"), None, 20.0), Status.WARN, id="slow-cold-pull"),
+        pytest.param(RunOutcome(response(TEST_PROGRAM_OUTPUT), None, 2.0), Status.PASS, id="quick"),
+        pytest.param(RunOutcome(response(TEST_PROGRAM_OUTPUT), None, 20.0), Status.WARN, id="slow-cold-pull"),
         pytest.param(
             RunOutcome(response("", Verdict.RUNTIME_ERROR), None, 2.0), Status.FAIL, id="broken-runner"
         ),

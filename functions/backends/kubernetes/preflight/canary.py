@@ -20,13 +20,13 @@ from functions.backends.kubernetes.jobs import JobOperations
 from functions.backends.kubernetes.pod_watch import BudgetExhaustedError
 from functions.backends.kubernetes.preflight.model import CheckResult, Context, Status, failed, passed
 from functions.backends.kubernetes.preflight.programs import (
-    TEST_PROGRAM_OUTPUT,
     languages,
     prepared_for,
     probe_request,
     test_program_request,
 )
 from functions.core.errors import ExecutionError
+from functions.core.languages import TEST_PROGRAM_OUTPUT
 from functions.core.models import ExecuteRequest, ExecuteResponse
 from functions.core.results import build_response
 from functions.core.verdicts import Verdict

@@ -17,7 +17,6 @@ from functions.settings import Settings
 from functions.wiring import sync_policy
 
 # What every runners/<language>/ test program prints.
-TEST_PROGRAM_OUTPUT = "OK\n"
 PROBE_LANGUAGE = "python"
 # Each connection attempt of the egress probe gives up after this long (a dropped SYN never answers).
 PROBE_CONNECT_TIMEOUT_S = 3.0
