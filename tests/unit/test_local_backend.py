@@ -157,3 +157,31 @@ def test_the_version_is_measured_once_per_toolchain(
     # Then the toolchain was probed once and its real version shown both times
     assert first == second != ""
     assert probes == ["python"]
+
+
+ALLOCATE_100_MB = (
+    "#include <cstdio>\n#include <cstdlib>\n"
+    "int main() { volatile char* block = static_cast<char*>(std::malloc(100 << 20));"
+    ' for (int i = 0; i < (100 << 20); i += 4096) block[i] = 1; std::printf("%d\\n", block[4096]); }'
+)
+
+
+@pytest.mark.parametrize(
+    ("code", "low_kb", "high_kb"),
+    [
+        pytest.param(None, 0, 5 * 1024, id="hello-world-under-5-mb"),
+        pytest.param(ALLOCATE_100_MB, 95 * 1024, 110 * 1024, id="100-mb-program"),
+    ],
+)
+def test_memory_is_the_programs_own_peak(
+    backend: LocalBackend, code: str | None, low_kb: int, high_kb: int
+) -> None:
+    # Given a C++ program (hello world, or one touching 100 MB)
+    hello = (
+        DEFAULT_RUNNERS_DIR / "cpp" / load_registry(DEFAULT_RUNNERS_DIR).get("cpp").test_program
+    ).read_text()
+    # When it runs
+    response = _execute(backend, "cpp", code or hello)
+    # Then the figure is its own peak (the sandbox's cgroup), not the supervisor's or a runtime's floor
+    assert response.verdict is Verdict.ACCEPTED
+    assert low_kb <= response.memory_kb <= high_kb, response.memory_kb
