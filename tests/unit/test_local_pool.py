@@ -29,26 +29,24 @@ def test_slot_is_released_after_an_exception() -> None:
 
 
 def test_waiter_gets_the_slot_when_it_is_released() -> None:
-    # Given a full pool and a waiter allowed to queue
+    # Given a full pool, and a second caller allowed to queue for 30 s
     pool = SlotPool(size=1, queue_wait_s=30.0)
-    acquired = threading.Event()
-    release = threading.Event()
+    waiting, got_it = threading.Event(), threading.Event()
 
-    def holder() -> None:
+    def waiter() -> None:
+        waiting.set()
         with pool.slot():
-            acquired.set()
-            release.wait()
+            got_it.set()
 
-    thread = threading.Thread(target=holder)
-    thread.start()
-    acquired.wait()
-    # When the holder lets go while we wait
-    release.set()
     with pool.slot():
-        got_it = True
+        thread = threading.Thread(target=waiter)
+        thread.start()
+        waiting.wait()
+        # Then, while the slot is held, the waiter is kept waiting
+        assert not got_it.wait(timeout=0.2)
+    # When the holder lets go, the waiter gets the slot
+    assert got_it.wait(timeout=10)
     thread.join()
-    # Then the waiter ran
-    assert got_it
 
 
 @pytest.mark.parametrize(("size", "holders"), [(2, 2), (3, 3)], ids=["two", "three"])

@@ -1,4 +1,4 @@
-"""Run the real runner program as a pod would: each phase in its own container (tests/cluster/containers.py).
+"""Sandbox suite fixtures: the runner program in containers as a pod runs it (tests/cluster/containers.py).
 
 A task goes through the Job builder's own split (`phase_tasks`, `task_env`): a compiled language gets a
 `compile` container, then a `runner` container, sharing the box; the runner is PID 1 of each, the real
@@ -248,3 +248,10 @@ def judged(task: RunnerTask, report: RunnerReport, expected: Sequence[str | None
     digests = tuple(None if output is None else normalized_sha256(output.encode()) for output in outputs)
     plan = judging_plan(task, digests, include_test_results=True)
     return [judge_case(case, plan, digest) for case, digest in zip(report.cases, digests, strict=True)]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything in this folder needs bubblewrap, cgroups and the real toolchains."""
+    for item in items:
+        if "tests/sandbox/" in str(item.path):
+            item.add_marker(pytest.mark.sandbox)

@@ -22,7 +22,7 @@ from tests.cluster.trust_programs import (
     PYTHON_READ_THE_RUNNER,
     PYTHON_STOP_THE_RUNNER,
 )
-from tests.unit.conftest import RunPod, judged, make_task, unb64
+from tests.sandbox.conftest import RunPod, judged, make_task, unb64
 
 # A seccomp program that allows every call (BPF_RET | BPF_K, SECCOMP_RET_ALLOW).
 ALLOW_ALL = struct.pack("<HBBI", 0x06, 0, 0, 0x7FFF0000)

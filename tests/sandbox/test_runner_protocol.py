@@ -23,7 +23,7 @@ from functions.core.protocol import (
     TaskCase,
 )
 from functions.core.verdicts import Verdict
-from tests.unit.conftest import RunPod, b64, judged, make_task, unb64
+from tests.sandbox.conftest import RunPod, b64, judged, make_task, unb64
 
 RunTask = Callable[[RunnerTask], RunnerReport]
 

@@ -9,7 +9,7 @@ import pytest
 
 from functions.core.languages import CONFORMANCE_DIR, IMAGE_PREFIX, LanguageSpec
 from tests.conformance import BY_NAME, EXTRA_CASES_FILE, program_path, registry, wanted
-from tests.unit.conftest import CHILD_PATH
+from tests.sandbox.conftest import CHILD_PATH
 
 LANGUAGES = [pytest.param(language, id=language.name) for language in registry().all()]
 

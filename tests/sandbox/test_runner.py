@@ -11,7 +11,7 @@ from functions.core.languages import LanguageSpec
 from functions.core.protocol import ProcessReport, RunnerReport, RunnerTask, TaskCase
 from functions.core.verdicts import TIMEOUT_EXIT_CODE, Verdict
 from tests.conformance import program, registry
-from tests.unit.conftest import b64, judged, make_task, unb64
+from tests.sandbox.conftest import b64, judged, make_task, unb64
 
 RunTask = Callable[[RunnerTask], RunnerReport]
 PROMPT_S = 10  # generous bound for "answered promptly"
