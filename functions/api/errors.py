@@ -15,6 +15,7 @@ from functions.core.errors import (
     CapacityExhaustedError,
     DeadlineExceededError,
     ExecutionError,
+    IdempotencyKeyReusedError,
     InvalidRequestError,
     NotFoundError,
     PayloadTooLargeError,
@@ -28,6 +29,7 @@ STATUS_BY_ERROR: dict[type[ExecutionError], HTTPStatus] = {
     InvalidRequestError: HTTPStatus.BAD_REQUEST,  # includes UnknownLanguageError
     PayloadTooLargeError: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
     NotFoundError: HTTPStatus.NOT_FOUND,
+    IdempotencyKeyReusedError: HTTPStatus.UNPROCESSABLE_ENTITY,  # the Idempotency-Key draft's answer
     PermanentError: HTTPStatus.BAD_REQUEST,
     CapacityExhaustedError: HTTPStatus.SERVICE_UNAVAILABLE,
     BackendUnavailableError: HTTPStatus.BAD_GATEWAY,
