@@ -45,7 +45,7 @@ def methods(synth: Synth) -> dict[tuple[str, str], dict[str, Any]]:
         if "Ref" not in reference:
             return ""  # the API's root resource (a GetAtt)
         properties = resources[reference["Ref"]]["Properties"]
-        return path_of(properties["ParentId"]) + "/" + properties["PathPart"]
+        return path_of(properties["ParentId"]) + "/" + str(properties["PathPart"])
 
     found = {}
     for resource in synth.resources("AWS::ApiGateway::Method").values():

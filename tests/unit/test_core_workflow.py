@@ -34,16 +34,22 @@ from tests.unit.factories import POLICY
 @pytest.mark.parametrize(
     ("initial_s", "max_s", "expected"),
     [
-        pytest.param(1, 5, [1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 5, 5], id="default-1s-to-5s"),
-        pytest.param(0, 1, [0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1], id="tests-0s-to-1s"),
-        pytest.param(3, 3, [3] * 12, id="constant"),
+        pytest.param(1, 5, [1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 5, 5, 5], id="default-1s-to-5s"),
+        pytest.param(0, 1, [0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1], id="tests-0s-to-1s"),
+        pytest.param(3, 3, [3] * 15, id="constant"),
     ],
 )
-def test_poll_waits_grow_by_a_second_every_second_poll_up_to_the_cap(
+def test_poll_waits_grow_by_a_second_every_third_poll_up_to_the_cap(
     initial_s: int, max_s: int, expected: list[int]
 ) -> None:
     schedule = PollSchedule(initial_s=initial_s, max_s=max_s)
-    assert [schedule.wait_s(polls) for polls in range(12)] == expected
+    assert [schedule.wait_s(polls) for polls in range(15)] == expected
+
+
+def test_a_two_second_run_is_seen_done_about_three_seconds_after_submit() -> None:
+    schedule = PollSchedule(initial_s=1, max_s=5)
+    poll_times_s = [sum(schedule.wait_s(polls) for polls in range(count)) for count in range(1, 5)]
+    assert poll_times_s == [1, 2, 3, 5]
 
 
 def test_a_ten_minute_run_costs_a_few_hundred_transitions() -> None:
@@ -54,8 +60,8 @@ def test_a_ten_minute_run_costs_a_few_hundred_transitions() -> None:
         polls += 1
     # Then Submit + (Wait, Poll, Choice) per poll + Succeed stays far below the 25,000-event history limit
     transitions = 1 + 3 * polls + 1
-    assert polls == 124
-    assert transitions == 374  # the figure docs/async.md states
+    assert polls == 126
+    assert transitions == 380  # the figure docs/async.md states
 
 
 @pytest.mark.parametrize(
