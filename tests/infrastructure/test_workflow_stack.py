@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from typing import Any
 
+import aws_cdk as cdk
 import pytest
 
 from cdk.config import ASYNC_MAX_TIMEOUT_S, WORKFLOW_TASK_TIMEOUT_S
@@ -12,7 +14,8 @@ from cdk.workflow import TASK_HANDLERS, state_machine_timeout_s
 from functions.core.workflow import RETRY_RULES, max_execution_s
 from functions.settings import Settings
 from functions.wiring import async_policy
-from tests.infrastructure.conftest import Synth, lambda_environment, resolve
+from functions.workflow.handlers import SubmitInput
+from tests.infrastructure.conftest import REPO_ROOT, Synth, lambda_environment, resolve
 from tests.infrastructure.test_stack import as_list, methods, policy_statements
 
 STATE_MACHINE = "AWS::StepFunctions::StateMachine"
@@ -208,3 +211,41 @@ def test_browsers_may_send_delete_and_the_idempotency_key(dev_synth: Synth) -> N
     parameters = response["ResponseParameters"]
     assert "DELETE" in parameters["method.response.header.Access-Control-Allow-Methods"]
     assert "Idempotency-Key" in parameters["method.response.header.Access-Control-Allow-Headers"]
+
+
+# --- the documented way other workflows call it -----------------------------------------------------------
+
+
+def test_the_documented_cdk_caller_waits_with_start_execution_sync_2_and_sends_a_valid_body() -> None:
+    # Given the docs' CDK example, synthesized against a code-exec state machine ARN
+    spec = importlib.util.spec_from_file_location("parent_workflow_cdk", CDK_EXAMPLE)
+    assert spec is not None
+    assert spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    app = cdk.App()
+    stack = cdk.Stack(app, "Parent", env=cdk.Environment(account="123456789012", region="eu-west-1"))
+    example.grade_submission(stack, CODE_EXEC_ARN)
+    template = app.synth().get_stack_by_name("Parent").template
+    (machine,) = [r for r in template["Resources"].values() if r["Type"] == STATE_MACHINE]
+    task = json.loads(resolve(machine["Properties"]["DefinitionString"]))["States"]["RunCode"]
+    # Then the task waits for our execution and reads its output as JSON
+    assert task["Resource"].endswith(":states:::states:startExecution.sync:2")
+    assert task["Parameters"]["StateMachineArn"] == CODE_EXEC_ARN
+    assert task["ResultSelector"]["response.$"] == "$.Output"
+    # And what it sends (a value for each path it reads) is an input our Submit accepts
+    child_input = {
+        key.removesuffix(".$"): VALUES_AT_PATHS.get(key, value)
+        for key, value in task["Parameters"]["Input"].items()
+    }
+    SubmitInput.model_validate({"request": child_input, "execution_name": "child-1"})
+
+
+CDK_EXAMPLE = REPO_ROOT / "docs" / "examples" / "parent_workflow_cdk.py"
+CODE_EXEC_ARN = "arn:aws:states:eu-west-1:123456789012:stateMachine:CodeExec-dev-executions"
+VALUES_AT_PATHS = {
+    "language.$": "python",
+    "code.$": "print(1)",
+    "test_cases.$": [{"stdin": "1", "expected_output": "1"}],
+    "AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID.$": "arn:aws:states:eu-west-1:123456789012:execution:Parent:1",
+}
