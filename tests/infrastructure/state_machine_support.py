@@ -26,13 +26,21 @@ import pytest
 from moto import mock_aws
 from moto.awslambda.models import LambdaFunction
 
+from functions import wiring
+from functions.backends.local.backend import LocalBackend, create_backend
+from functions.backends.local.runs import LocalRuns
+from functions.core.workflow import WorkflowService
 from functions.local_lambda import LocalLambdaContext
+from functions.settings import Settings
 from tests.infrastructure.conftest import Synth
+from tests.sandbox_support import assert_nothing_left, sandbox_settings
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
 
 REGION = "eu-west-1"
+# The synchronous budget, shortened by configuration so a run "longer than /execute allows" takes seconds.
+SHORT_SYNC_BUDGET_S = 3.0
 EXECUTION_WAIT_S = 120.0  # a wedged execution fails the test instead of hanging the suite
 _POLL_S = 0.05  # moto offers no notification of an execution's end: its state is polled, briefly
 
@@ -173,3 +181,34 @@ def _empty_zip() -> bytes:
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("placeholder.py", "")
     return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class LocalWorkflow:
+    service: WorkflowService
+    backend: LocalBackend
+    settings: Settings
+
+    @property
+    def runs(self) -> LocalRuns:
+        runs = self.service.runs
+        assert isinstance(runs, LocalRuns)
+        return runs
+
+
+def local_workflow(monkeypatch: pytest.MonkeyPatch, **overrides: object) -> Iterator[LocalWorkflow]:
+    """The tasks' service on a local sandbox backend of its own; afterwards no run, sandbox or box is left."""
+    settings = sandbox_settings(
+        async_poll_initial_s=0, async_poll_max_s=1, sync_budget_s=SHORT_SYNC_BUDGET_S, **overrides
+    )
+    backend = create_backend(settings)
+    service = wiring.build_workflow(settings, backend)
+    monkeypatch.setattr(wiring, "get_workflow", lambda: service)
+    workflow = LocalWorkflow(service, backend, settings)
+    yield workflow
+    assert workflow.runs.active() == []
+    assert_nothing_left(backend.host, settings)
+
+
+def text_request(language: str, code: str, **fields: Any) -> dict[str, Any]:
+    return {"language": language, "code": code, "encoding": "text", **fields}

@@ -19,8 +19,15 @@ from functions.settings import Settings
 from tests.async_support import wait_for
 from tests.conftest import Invoke
 from tests.infrastructure.conftest import Synth
-from tests.infrastructure.state_machine_support import REGION, Deployed, deploy, moto_step_functions
-from tests.infrastructure.test_state_machine_execution import LocalWorkflow, local_workflow, text_request
+from tests.infrastructure.state_machine_support import (
+    REGION,
+    Deployed,
+    LocalWorkflow,
+    deploy,
+    local_workflow,
+    moto_step_functions,
+    text_request,
+)
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 

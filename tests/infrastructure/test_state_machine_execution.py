@@ -8,56 +8,29 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from functions import wiring
-from functions.backends.local.backend import LocalBackend, create_backend
-from functions.backends.local.runs import LocalRuns
 from functions.core.errors import DeadlineExceededError
 from functions.core.models import ExecuteRequest, ExecuteResponse
 from functions.core.verdicts import Verdict
-from functions.core.workflow import MAX_STATE_BYTES, WorkflowService
-from functions.settings import Settings
+from functions.core.workflow import MAX_STATE_BYTES
 from tests.infrastructure.conftest import REPO_ROOT, Synth
-from tests.infrastructure.state_machine_support import Deployed, deploy, moto_step_functions
-from tests.sandbox_support import assert_nothing_left, sandbox_settings
+from tests.infrastructure.state_machine_support import (
+    Deployed,
+    LocalWorkflow,
+    deploy,
+    local_workflow,
+    moto_step_functions,
+    text_request,
+)
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 
 PARENT_WORKFLOW = REPO_ROOT / "docs" / "examples" / "parent-workflow.asl.json"
-# The synchronous budget, shortened by configuration so a run "longer than /execute allows" takes seconds.
-SHORT_SYNC_BUDGET_S = 3.0
-
-
-@dataclass(frozen=True)
-class LocalWorkflow:
-    service: WorkflowService
-    backend: LocalBackend
-    settings: Settings
-
-    @property
-    def runs(self) -> LocalRuns:
-        runs = self.service.runs
-        assert isinstance(runs, LocalRuns)
-        return runs
-
-
-def local_workflow(monkeypatch: pytest.MonkeyPatch, **overrides: object) -> Iterator[LocalWorkflow]:
-    """The tasks' service on a local sandbox backend of its own; afterwards no run, sandbox or box is left."""
-    settings = sandbox_settings(
-        async_poll_initial_s=0, async_poll_max_s=1, sync_budget_s=SHORT_SYNC_BUDGET_S, **overrides
-    )
-    backend = create_backend(settings)
-    service = wiring.build_workflow(settings, backend)
-    monkeypatch.setattr(wiring, "get_workflow", lambda: service)
-    workflow = LocalWorkflow(service, backend, settings)
-    yield workflow
-    assert workflow.runs.active() == []
-    assert_nothing_left(backend.host, settings)
 
 
 @pytest.fixture
@@ -69,10 +42,6 @@ def workflow(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalWorkflow]:
 def machine(dev_synth: Synth, monkeypatch: pytest.MonkeyPatch, workflow: LocalWorkflow) -> Iterator[Deployed]:
     with moto_step_functions(monkeypatch):
         yield deploy(dev_synth)
-
-
-def text_request(language: str, code: str, **fields: Any) -> dict[str, Any]:
-    return {"language": language, "code": code, "encoding": "text", **fields}
 
 
 def succeeded(described: dict[str, Any]) -> ExecuteResponse:

@@ -195,10 +195,10 @@ def test_a_server_killed_mid_run_loses_no_execution(local_host: LocalHost) -> No
     first = local_host.start_server()
     execution_id = first.call("POST", "/executions", SLOW_BODY).json()["execution_id"]
     wait_for(local_host.sandboxes_running, lambda count: count == 1)
-    boxes_at_kill = set(local_host.host.boxes.root.iterdir())
     # When the server is killed (no clean-up of its own): its sandbox dies with it
     first.stop(signal.SIGKILL)
     wait_for(local_host.sandbox_processes, lambda count: count == 0, timeout_s=10)
+    boxes_at_kill = set(local_host.host.boxes.root.iterdir())
     # And a server is started again on the same data dir
     second = local_host.start_server()
     # Then the execution is still there, is run again, and succeeds

@@ -6,7 +6,6 @@ import re
 
 import pytest
 
-from functions.core import models
 from functions.core.errors import (
     INTERNAL_ERROR_CODE,
     BackendUnavailableError,
@@ -17,9 +16,8 @@ from functions.core.errors import (
     error_name,
 )
 from functions.core.fitting import fit_response, json_size
-from functions.core.models import ExecuteResponse, TruncationFlags
+from functions.core.models import TruncationFlags
 from functions.core.runs import run_id_for
-from functions.core.verdicts import Verdict
 from functions.core.workflow import (
     MAX_STATE_BYTES,
     RETRY_RULES,
@@ -28,7 +26,7 @@ from functions.core.workflow import (
     max_execution_s,
     retry_rule_for,
 )
-from tests.unit.factories import POLICY
+from tests.unit.factories import POLICY, response
 
 
 @pytest.mark.parametrize(
@@ -122,36 +120,6 @@ def test_the_execution_timeout_lies_above_the_longest_run() -> None:
 
 
 # --- fitting a response into a Step Functions state -----------------------------------------------------
-
-
-def response(
-    stdout: str = "", stderr: str = "", cases: list[tuple[str, str]] | None = None
-) -> ExecuteResponse:
-    results = None
-    if cases is not None:
-        results = [
-            models.TestCaseResult(
-                verdict=Verdict.ACCEPTED,
-                stdout=out,
-                stderr=err,
-                exit_code=0,
-                execution_time=0.1,
-                cpu_time=0.1,
-                memory_kb=1,
-            )
-            for out, err in cases
-        ]
-    return ExecuteResponse(
-        status="success",
-        stdout=stdout,
-        stderr=stderr,
-        execution_time=0.1,
-        exit_code=0,
-        verdict=Verdict.ACCEPTED,
-        execution_id="e",
-        language="python",
-        test_results=results,
-    )
 
 
 def test_a_response_that_fits_is_returned_unchanged() -> None:

@@ -28,7 +28,7 @@ from functions.local_async.owners import OwnerLease
 from functions.local_async.store import DATABASE_NAME, SqliteExecutionStore
 from functions.settings import DEFAULT_RUNNERS_DIR, Settings
 from functions.wiring import async_policy
-from tests.unit.test_core_workflow import response
+from tests.unit.factories import response
 
 ID_A = "a" * 32
 ID_B = "b" * 32
