@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import boto3
@@ -89,16 +90,22 @@ class StepFunctionsStore:
         current = self.describe(execution_id)
         if current.state is not ExecutionState.RUNNING:
             return current
-        _call(
+        cause = STOP_CAUSE.format(execution_id=execution_id)
+        stopped = _call(
             "StopExecution",
             lambda: self._client.stop_execution(
-                executionArn=self._execution_arn(execution_id),
-                error=STOP_ERROR,
-                cause=STOP_CAUSE.format(execution_id=execution_id),
+                executionArn=self._execution_arn(execution_id), error=STOP_ERROR, cause=cause
             ),
         )
         self._on_stopped(execution_id)
-        return self.describe(execution_id)
+        # Stopped once StopExecution answers (a DescribeExecution may lag behind it: no need to ask).
+        return current.model_copy(
+            update={
+                "state": ExecutionState.CANCELLED,
+                "finished_at": stopped.get("stopDate") or datetime.now(tz=UTC),
+                "error": _failure(ExecutionState.CANCELLED, STOP_ERROR, cause),
+            }
+        )
 
     def _describe(self, execution_id: str) -> DescribeExecutionOutputTypeDef:
         try:
