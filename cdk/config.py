@@ -30,6 +30,10 @@ SYNC_BUDGET_S = API_INTEGRATION_TIMEOUT_S - 1
 # After a late answer the handler still deletes its Job; a few seconds more lets that finish instead of
 # leaving an orphan for the sweeper. Costs nothing while requests end inside the budget.
 LAMBDA_TIMEOUT_S = API_INTEGRATION_TIMEOUT_S + 3
+# The asynchronous path (/executions, the state machine): the longest a run or one test case may take.
+ASYNC_MAX_TIMEOUT_S = 900
+# A workflow task is one Kubernetes API exchange (create a Job, read its state and log, delete it).
+WORKFLOW_TASK_TIMEOUT_S = 30
 
 # The log retention periods CloudWatch accepts that we offer (days -> aws_logs.RetentionDays member name).
 RETENTION_DAY_NAMES: dict[int, str] = {

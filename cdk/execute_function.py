@@ -1,4 +1,5 @@
-"""The execute Lambda: the API handler, configured for the Kubernetes backend on EKS."""
+"""A Lambda of the service configured for the Kubernetes backend on EKS: the API handler (the execute
+Lambda), or one of the workflow's tasks (cdk/workflow.py) with another handler and a shared role."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from cdk.config import LAMBDA_TIMEOUT_S, SYNC_BUDGET_S, DeploySettings
+from cdk.config import ASYNC_MAX_TIMEOUT_S, LAMBDA_TIMEOUT_S, SYNC_BUDGET_S, DeploySettings
 from cdk.lifecycle import removal_policy, retention
 from cdk.nag import acknowledge
 
@@ -18,7 +19,8 @@ HANDLER = "functions.api.handler.lambda_handler"
 
 
 class ExecuteFunction(Construct):
-    """`function` answers POST /execute, GET /health, /languages and /openapi.json behind API Gateway."""
+    """By default `function` answers the API (POST /execute, /executions, GET /health, /languages,
+    /openapi.json) behind API Gateway; `handler`, `description` and `role` make it a workflow task."""
 
     def __init__(
         self,
@@ -27,6 +29,11 @@ class ExecuteFunction(Construct):
         *,
         settings: DeploySettings,
         image_uris: dict[str, str],
+        handler: str = HANDLER,
+        description: str = "code-exec: runs untrusted code as one Kubernetes Job per request",
+        timeout_s: int = LAMBDA_TIMEOUT_S,
+        role: iam.Role | None = None,
+        reserved_concurrency: int | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
@@ -35,7 +42,7 @@ class ExecuteFunction(Construct):
         )
         # Our own role with a policy naming our own log group, instead of the managed basic execution
         # policy (logs:* on every group). EKS access adds eks:DescribeCluster on the one cluster.
-        self.role = iam.Role(
+        self.role = role or iam.Role(
             self,
             "Role",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
@@ -50,19 +57,19 @@ class ExecuteFunction(Construct):
         self.function = lambda_.Function(
             self,
             "Function",
-            description="code-exec: runs untrusted code as one Kubernetes Job per request",
+            description=description,
             runtime=lambda_.Runtime.PYTHON_3_12,
             # x86_64, not arm64: the bundle's native wheels (pydantic-core) are built for the same platform
             # as CI, so the bundle-import test exercises the exact artifact we deploy. arm64 would save ~20%
             # of a function that mostly waits on the Kubernetes API; switch both this and the bundle's pip
             # --platform together if that matters more than testing the shipped bytes.
             architecture=lambda_.Architecture.X86_64,
-            handler=HANDLER,
+            handler=handler,
             code=lambda_.Code.from_asset(settings.lambda_bundle_dir),
             memory_size=settings.lambda_memory_mb,
-            timeout=cdk.Duration.seconds(LAMBDA_TIMEOUT_S),
-            # One Job per request at most: never more requests at once than the namespace admits Jobs.
-            reserved_concurrent_executions=settings.job_quota,
+            timeout=cdk.Duration.seconds(timeout_s),
+            # The API's function: never more requests at once than the namespace admits Jobs (None: unreserved).
+            reserved_concurrent_executions=reserved_concurrency,
             tracing=lambda_.Tracing.ACTIVE,
             log_group=self.log_group,
             role=self.role,
@@ -76,17 +83,8 @@ class ExecuteFunction(Construct):
             "The runtime is pinned to Python 3.12 on purpose: the bundle's native wheels are built and "
             "import-tested for cp312, so the runtime moves only together with `make build`.",
         )
-        acknowledge(
-            self.role,
-            "AwsSolutions-IAM5[Resource::*]",
-            "X-Ray tracing: xray:PutTraceSegments and xray:PutTelemetryRecords have no resource-level "
-            "permissions, so the statement CDK adds for active tracing must name '*'"
-            + (
-                "; nor do ec2:DescribeNetworkInterfaces and ec2:DescribeSubnets, which Lambda needs in a VPC."
-                if settings.subnet_ids
-                else "."
-            ),
-        )
+        if role is None:  # a shared role is acknowledged once, by its owner
+            acknowledge_tracing(self.role, in_vpc=bool(settings.subnet_ids))
 
     @staticmethod
     def _environment(
@@ -116,6 +114,7 @@ class ExecuteFunction(Construct):
                 if settings.runtime_class_name
                 else {}
             ),
+            "EXEC_MAX_ASYNC_TIMEOUT_S": str(ASYNC_MAX_TIMEOUT_S),
             # The handler adds Access-Control-Allow-Origin to real responses for these origins.
             "EXEC_CORS_ORIGINS": json.dumps(list(settings.cors_origins)),
             # language name -> image reference; the repository URIs are tokens, so let CloudFormation
@@ -170,3 +169,17 @@ class ExecuteFunction(Construct):
                 *(arn("security-group", group) for group in settings.security_group_ids),
             ],
         )
+
+
+def acknowledge_tracing(role: iam.IRole, *, in_vpc: bool = False) -> None:
+    acknowledge(
+        role,
+        "AwsSolutions-IAM5[Resource::*]",
+        "X-Ray tracing: xray:PutTraceSegments and xray:PutTelemetryRecords have no resource-level "
+        "permissions, so the statement CDK adds for active tracing must name '*'"
+        + (
+            "; nor do ec2:DescribeNetworkInterfaces and ec2:DescribeSubnets, which Lambda needs in a VPC."
+            if in_vpc
+            else "."
+        ),
+    )

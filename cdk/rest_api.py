@@ -14,9 +14,12 @@ from cdk.lifecycle import removal_policy, retention
 from cdk.nag import acknowledge
 from functions.api.cors import CORS_ALLOW_HEADERS
 
-# (path, method) -> the handler's routes (DESIGN section 1). The Step Functions issue adds /executions.
+# (path, method) -> the handler's routes (functions/api/routes.py).
 ROUTES: tuple[tuple[str, str], ...] = (
     ("execute", "POST"),
+    ("executions", "POST"),
+    ("executions/{execution_id}", "GET"),
+    ("executions/{execution_id}", "DELETE"),
     ("health", "GET"),
     ("languages", "GET"),
     ("openapi.json", "GET"),
@@ -93,7 +96,7 @@ class RestApi(Construct):
             return None  # same-origin and server-to-server clients only
         return apigw.CorsOptions(
             allow_origins=list(settings.cors_origins),
-            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
             allow_headers=CORS_ALLOW_HEADERS,
             max_age=cdk.Duration.hours(1),
         )

@@ -1,9 +1,4 @@
-"""The service stack: one construct per concern, wired in one place.
-
-Seam for the Step Functions issue: add a `Workflow` construct after `api` that receives
-`images.image_uris`, calls `eks_access.grant(...)` for its task Lambdas' roles, and adds its
-/executions routes to `api.api`; monitoring takes its state machine the same way.
-"""
+"""The service stack: one construct per concern, wired in one place."""
 
 from __future__ import annotations
 
@@ -18,6 +13,7 @@ from cdk.execute_function import ExecuteFunction
 from cdk.monitoring import Monitoring
 from cdk.rest_api import RestApi
 from cdk.runner_images import RunnerImages
+from cdk.workflow import Workflow
 from functions.aws.deployed_settings import EXECUTE_FUNCTION_OUTPUT
 
 
@@ -35,11 +31,27 @@ class CodeExecStack(cdk.Stack):
         cdk.Tags.of(self).add("environment", settings.environment)
 
         self.images = RunnerImages(self, "RunnerImages", settings=settings, runners_dir=runners_dir)
-        self.execute = ExecuteFunction(self, "Execute", settings=settings, image_uris=self.images.image_uris)
+        self.execute = ExecuteFunction(
+            self,
+            "Execute",
+            settings=settings,
+            image_uris=self.images.image_uris,
+            reserved_concurrency=settings.job_quota,
+        )
         for deployment in self.images.deployments:
             self.execute.function.node.add_dependency(deployment)
         self.eks_access = EksAccess(self, "EksAccess", settings=settings)
         self.eks_access.grant("ExecuteAccessEntry", self.execute.role)
+        self.workflow = Workflow(self, "Workflow", settings=settings, image_uris=self.images.image_uris)
+        for function in self.workflow.functions.values():
+            for deployment in self.images.deployments:
+                function.node.add_dependency(deployment)
+        self.eks_access.grant("WorkflowAccessEntry", self.workflow.task_role)
+        # /executions: the API starts, reads and stops executions, and cleans up after a stop.
+        self.workflow.grant_api(self.execute.role)
+        self.execute.function.add_environment(
+            "EXEC_STATE_MACHINE_ARN", self.workflow.state_machine.state_machine_arn
+        )
         self.api = RestApi(self, "Api", settings=settings, handler=self.execute.function)
         self.monitoring = Monitoring(
             self,
@@ -76,5 +88,12 @@ class CodeExecStack(cdk.Stack):
         cdk.CfnOutput(self, "ExecuteRoleArn", value=self.execute.role.role_arn)
         # `make preflight` reads the service's settings from this function's environment.
         cdk.CfnOutput(self, EXECUTE_FUNCTION_OUTPUT, value=self.execute.function.function_name)
+        cdk.CfnOutput(
+            self,
+            "StateMachineArn",
+            value=self.workflow.state_machine.state_machine_arn,
+            description="Other workflows run code with states:startExecution.sync:2 on this (docs/async.md)",
+        )
+        cdk.CfnOutput(self, "WorkflowTaskRoleArn", value=self.workflow.task_role.role_arn)
         for language, uri in sorted(self.images.image_uris.items()):
             cdk.CfnOutput(self, f"RunnerImage{language.capitalize()}", value=uri)

@@ -7,6 +7,7 @@ import argparse
 import base64
 import signal
 import sys
+import time
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -14,14 +15,19 @@ from pydantic import ValidationError
 from functions import observability, wiring
 from functions.backends.kubernetes.constants import CONTROLLER_GROUP
 from functions.core.errors import ExecutionError
+from functions.core.executions import AsyncExecutionService, ExecutionState, ExecutionView
 from functions.core.languages import LanguageRegistry, LanguageSpec
 from functions.core.models import ExecuteRequest, ExecuteResponse
 from functions.core.verdicts import Verdict
+from functions.local_async.dispatcher import Dispatcher
 from functions.local_server import LocalApiServer
-from functions.settings import get_settings
+from functions.settings import Settings, get_settings
 
 USAGE_ERROR_EXIT = 2
 NO_EXIT_CODE_EXIT = 1
+INTERRUPTED_EXIT = 130
+# How often `run --async` asks for its execution's state.
+FOLLOW_INTERVAL_S = 0.5
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,6 +73,13 @@ def _parser() -> argparse.ArgumentParser:
     run_cmd.add_argument("--timeout", type=float, help="wall-clock limit in seconds")
     run_cmd.add_argument("--memory-mb", type=int, help="memory limit in MiB")
     run_cmd.add_argument("--json", action="store_true", help="print the raw /execute response")
+    run_cmd.add_argument(
+        "--async",
+        dest="run_async",
+        action="store_true",
+        help="run it as an asynchronous execution (like POST /executions: timeout up to "
+        "EXEC_MAX_ASYNC_TIMEOUT_S) and follow it; Ctrl-C cancels it",
+    )
 
     commands.add_parser("languages", help="list the supported languages and toolchain versions")
     _add_preflight_parser(commands)
@@ -121,11 +134,16 @@ def serve(host: str, port: int, *, access_log: bool) -> int:
         return 1
     # `kill`, a container runtime or a process manager stops the server the way Ctrl-C does: workers included.
     signal.signal(signal.SIGTERM, _interrupt)
+    # The asynchronous executions run here, in the server process: the workers only record them.
+    dispatcher = local_dispatcher(settings)
     try:
+        if dispatcher is not None:
+            dispatcher.start()
         server.warm()
         workers = settings.local_max_concurrency
         print(f"code-exec on {server.url} (backend: {service.backend.name}, {workers} workers)", flush=True)
         print(f"  POST {server.url}/execute   Swagger UI: {server.url}/swagger   Ctrl-C stops", flush=True)
+        print(f"  POST {server.url}/executions   (asynchronous, kept under {settings.data_dir})", flush=True)
         server.serve_forever()
     except ExecutionError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
@@ -134,7 +152,16 @@ def serve(host: str, port: int, *, access_log: bool) -> int:
         print("stopped", file=sys.stderr)
     finally:
         server.server_close()
+        if dispatcher is not None:
+            dispatcher.stop()  # its executions stay RUNNING: the next start resumes them
     return 0
+
+
+def local_dispatcher(settings: Settings) -> Dispatcher | None:
+    """What runs local executions; None when they are a state machine's (EXEC_STATE_MACHINE_ARN)."""
+    if settings.state_machine_arn:
+        return None
+    return wiring.build_dispatcher(settings, wiring.get_workflow())
 
 
 def _interrupt(signal_number: int, frame: object) -> None:  # noqa: ARG001 - the signal handler signature
@@ -187,6 +214,8 @@ def run_file(options: argparse.Namespace) -> int:
             memory_limit_mb=options.memory_mb,
             args=list(options.args),
         )
+        if options.run_async:
+            return run_async(request, json_output=options.json)
         response = service.execute(request)
     except OSError as exc:
         print(f"error: {exc.filename}: {exc.strerror}", file=sys.stderr)
@@ -203,6 +232,56 @@ def run_file(options: argparse.Namespace) -> int:
     else:
         _print_for_a_person(response)
     return NO_EXIT_CODE_EXIT if response.exit_code is None else response.exit_code
+
+
+def run_async(request: ExecuteRequest, *, json_output: bool) -> int:
+    """Start an execution as POST /executions would, follow it with a progress line, print its result."""
+    executions = wiring.get_executions()
+    dispatcher = local_dispatcher(get_settings())
+    if dispatcher is not None:
+        dispatcher.start()
+    started_s = time.monotonic()
+    try:
+        started = executions.start(request, idempotency_key=None, caller="")
+        print(f"execution {started.execution_id}", file=sys.stderr, flush=True)
+        try:
+            view = _follow(executions, started.execution_id, started_s)
+        except KeyboardInterrupt:
+            view = executions.cancel(started.execution_id)
+            _progress(view, time.monotonic() - started_s, final=True)
+            return INTERRUPTED_EXIT
+    finally:
+        if dispatcher is not None:
+            dispatcher.stop()
+    if view.state is not ExecutionState.SUCCEEDED or view.result is None:
+        reason = f": {view.error.message}" if view.error else ""
+        print(f"error: execution {view.execution_id} {view.state.value}{reason}", file=sys.stderr)
+        return NO_EXIT_CODE_EXIT
+    if json_output:
+        print(view.result.model_dump_json(indent=2))
+    else:
+        _print_for_a_person(view.result)
+    return NO_EXIT_CODE_EXIT if view.result.exit_code is None else view.result.exit_code
+
+
+def _follow(executions: AsyncExecutionService, execution_id: str, started_s: float) -> ExecutionView:
+    view = executions.describe(execution_id)
+    while view.state is ExecutionState.RUNNING:
+        _progress(view, time.monotonic() - started_s, final=False)
+        time.sleep(FOLLOW_INTERVAL_S)
+        view = executions.describe(execution_id)
+    _progress(view, time.monotonic() - started_s, final=True)
+    return view
+
+
+def _progress(view: ExecutionView, elapsed_s: float, *, final: bool) -> None:
+    """One line, rewritten in place on a terminal; elsewhere only the final state is written."""
+    line = f"  {view.state.value} {elapsed_s:6.1f} s"
+    if sys.stderr.isatty():
+        sys.stderr.write("\r" + line + ("\n" if final else ""))
+    elif final:
+        sys.stderr.write(line + "\n")
+    sys.stderr.flush()
 
 
 def _read_stdin(option: str | None) -> bytes:

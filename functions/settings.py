@@ -55,6 +55,15 @@ class Settings(BaseSettings):
     # must be traversable by the sandbox uids (bubblewrap binds a box from there as that uid).
     data_dir: Path = Field(default_factory=lambda: Path(tempfile.gettempdir()) / f"code-exec-{os.geteuid()}")
 
+    # Asynchronous executions (/executions, the Step Functions workflow). With a state machine ARN the
+    # executions are that state machine's; without one they run locally, kept in SQLite under data_dir.
+    state_machine_arn: str | None = None
+    # Local executions running at once (beyond that POST /executions answers 503 + Retry-After).
+    async_max_running: int = Field(default=4, gt=0)
+    # Poll waits: the first, growing by a second every second poll, up to the last (both engines).
+    async_poll_initial_s: int = Field(default=1, ge=0)
+    async_poll_max_s: int = Field(default=5, ge=0)
+
     # Local backend.
     local_max_concurrency: int = Field(default=4, gt=0)
     local_queue_wait_s: float = Field(default=2.0, ge=0)
@@ -135,6 +144,8 @@ class Settings(BaseSettings):
             raise ValueError("EXEC_DEFAULT_TIMEOUT_S must not exceed EXEC_MAX_TIMEOUT_S")
         if not self.min_memory_limit_mb <= self.default_memory_limit_mb <= self.max_memory_limit_mb:
             raise ValueError("EXEC_DEFAULT_MEMORY_LIMIT_MB must lie between the minimum and the maximum")
+        if self.async_poll_initial_s > self.async_poll_max_s:
+            raise ValueError("EXEC_ASYNC_POLL_INITIAL_S must not exceed EXEC_ASYNC_POLL_MAX_S")
         return self
 
 

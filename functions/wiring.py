@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
 from functools import cache
 
-from functions.backends.registry import create_backend
+from functions.backends.registry import create_backend, create_runs
+from functions.core.backend import ExecutionBackend
+from functions.core.executions import AsyncExecutionService, ExecutionStore
 from functions.core.languages import load_registry
 from functions.core.service import ExecutionService
 from functions.core.spec import LimitPolicy
+from functions.core.workflow import PollSchedule, WorkflowService, execution_timeout_s
+from functions.local_async.dispatcher import Dispatcher
+from functions.local_async.owners import OwnerLease
+from functions.local_async.store import SqliteExecutionStore
 from functions.observability import logger
 from functions.settings import Settings, get_settings
 
@@ -37,6 +45,16 @@ def log_rejected_report(execution_id: str, reason: str) -> None:
     logger.error("report rejected", extra={"execution_id": execution_id, "reason": reason})
 
 
+def async_policy(settings: Settings) -> LimitPolicy:
+    """/executions and the workflow: the synchronous limits, but a run (compile and every case) may take
+    up to EXEC_MAX_ASYNC_TIMEOUT_S, and so may one case."""
+    return replace(
+        sync_policy(settings),
+        max_timeout_s=settings.max_async_timeout_s,
+        total_budget_s=settings.max_async_timeout_s,
+    )
+
+
 def build_service(settings: Settings) -> ExecutionService:
     return ExecutionService(
         backend=create_backend(settings),
@@ -56,3 +74,60 @@ def close_service() -> None:
     """Release the process's service (its backend's idle sandboxes), if it was built."""
     if get_service.cache_info().currsize:
         get_service().backend.close()
+
+
+def build_workflow(settings: Settings, backend: ExecutionBackend) -> WorkflowService:
+    return WorkflowService(
+        runs=create_runs(backend, settings),
+        registry=load_registry(settings.runners_dir),
+        policy=async_policy(settings),
+        schedule=PollSchedule(initial_s=settings.async_poll_initial_s, max_s=settings.async_poll_max_s),
+        clock=time.time,
+    )
+
+
+@cache
+def get_workflow() -> WorkflowService:
+    """The steps of an asynchronous run on this process's backend (the workflow tasks, the dispatcher)."""
+    return build_workflow(get_settings(), get_service().backend)
+
+
+def local_store(settings: Settings) -> SqliteExecutionStore:
+    return SqliteExecutionStore(
+        settings.data_dir / "executions",
+        max_running=settings.async_max_running,
+        retry_after_s=max(1, settings.async_poll_max_s),
+    )
+
+
+def build_executions(settings: Settings) -> AsyncExecutionService:
+    store: ExecutionStore
+    if settings.state_machine_arn:
+        # Imported here: only an AWS deployment needs boto3 for this.
+        from functions.aws.step_functions import create_store  # noqa: PLC0415
+
+        store = create_store(
+            settings.state_machine_arn,
+            region=settings.aws_region,
+            on_stopped=lambda execution_id: get_workflow().cleanup(execution_name=execution_id),
+        )
+    else:
+        store = local_store(settings)
+    return AsyncExecutionService(
+        store=store, registry=load_registry(settings.runners_dir), policy=async_policy(settings)
+    )
+
+
+@cache
+def get_executions() -> AsyncExecutionService:
+    return build_executions(get_settings())
+
+
+def build_dispatcher(settings: Settings, workflow: WorkflowService) -> Dispatcher:
+    """The runner of local executions (`make run`, `run --async`); None of this in AWS."""
+    return Dispatcher(
+        local_store(settings),
+        workflow,
+        OwnerLease(settings.data_dir / "executions" / "owners"),
+        execution_timeout_s=execution_timeout_s(async_policy(settings)),
+    )

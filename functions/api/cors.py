@@ -6,8 +6,15 @@ from aws_lambda_powertools.event_handler import CORSConfig
 
 from functions.settings import Settings
 
-# Headers a browser client may send: JSON bodies, the API key, and SigV4 for IAM auth.
-CORS_ALLOW_HEADERS = ["Content-Type", "X-Api-Key", "Authorization", "X-Amz-Date", "X-Amz-Security-Token"]
+# Headers a browser client may send: JSON bodies, the API key, SigV4 for IAM auth, POST /executions' key.
+CORS_ALLOW_HEADERS = [
+    "Content-Type",
+    "X-Api-Key",
+    "Authorization",
+    "X-Amz-Date",
+    "X-Amz-Security-Token",
+    "Idempotency-Key",
+]
 
 
 def cors_config(settings: Settings) -> CORSConfig | None:

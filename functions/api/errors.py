@@ -15,6 +15,7 @@ from functions.core.errors import (
     CapacityExhaustedError,
     DeadlineExceededError,
     ExecutionError,
+    IdempotencyKeyReusedError,
     InvalidRequestError,
     LanguageUnavailableError,
     NotFoundError,
@@ -31,6 +32,7 @@ STATUS_BY_ERROR: dict[type[ExecutionError], HTTPStatus] = {
     PayloadTooLargeError: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
     LanguageUnavailableError: HTTPStatus.NOT_IMPLEMENTED,  # retrying cannot help: no toolchain here
     NotFoundError: HTTPStatus.NOT_FOUND,
+    IdempotencyKeyReusedError: HTTPStatus.UNPROCESSABLE_ENTITY,  # the Idempotency-Key draft's answer
     PermanentError: HTTPStatus.BAD_REQUEST,
     CapacityExhaustedError: HTTPStatus.SERVICE_UNAVAILABLE,
     TooManyRequestsError: HTTPStatus.TOO_MANY_REQUESTS,

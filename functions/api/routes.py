@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from http import HTTPStatus
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Header
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
 from functions import observability, wiring
 from functions.api.cors import cors_config
 from functions.api.error_handlers import register_error_handlers
+from functions.api.executions import caller_identity, status_url
 from functions.api.openapi import ApiResolver, Document, ServiceFacts
+from functions.core.executions import MAX_IDEMPOTENCY_KEY_CHARS, ExecutionAccepted, ExecutionView
 from functions.core.languages import load_registry
 from functions.core.models import (
     ErrorResponse,
@@ -34,6 +38,7 @@ OPENAPI_PATH = "/openapi.json"
 # path -> methods, for the 405 answer (and its Allow header) to a known path with a wrong method.
 ALLOWED_METHODS: dict[str, tuple[str, ...]] = {
     "/execute": ("POST",),
+    "/executions": ("POST",),
     "/health": ("GET",),
     "/languages": ("GET",),
     OPENAPI_PATH: ("GET",),
@@ -106,6 +111,75 @@ def execute(execute_request: ExecuteRequest) -> ExecuteResponse:
 
 # A connection beyond the server's caps is refused on any route (the local server's; API Gateway throttles).
 BUSY = (HTTPStatus.TOO_MANY_REQUESTS, HTTPStatus.SERVICE_UNAVAILABLE)
+
+
+@app.post(
+    "/executions",
+    summary="Start an asynchronous run (the same body as /execute; timeout up to EXEC_MAX_ASYNC_TIMEOUT_S)",
+    responses={
+        202: {
+            "description": "Started (or, with a known Idempotency-Key, the execution it started)",
+            "content": {"application/json": {"model": ExecutionAccepted}},
+        },
+        **_errors(
+            HTTPStatus.BAD_REQUEST,
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+            HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+            HTTPStatus.UNPROCESSABLE_ENTITY,
+            HTTPStatus.BAD_GATEWAY,
+            HTTPStatus.SERVICE_UNAVAILABLE,
+            HTTPStatus.TOO_MANY_REQUESTS,
+        ),
+    },
+)
+def start_execution(
+    execute_request: ExecuteRequest,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            max_length=MAX_IDEMPOTENCY_KEY_CHARS,
+            description="A retried POST with the same key (and body) answers the same execution",
+        ),
+    ] = None,
+) -> Response[ExecutionAccepted]:
+    execution = wiring.get_executions().start(
+        execute_request, idempotency_key=idempotency_key, caller=caller_identity(app.current_event)
+    )
+    url = status_url(app.current_event, execution.execution_id)
+    logger.info("execution started", extra={"execution_id": execution.execution_id, "state": execution.state})
+    return Response(
+        status_code=HTTPStatus.ACCEPTED,
+        content_type="application/json",
+        body=ExecutionAccepted(execution_id=execution.execution_id, status_url=url),
+        headers={"Location": url},
+    )
+
+
+@app.get(
+    "/executions/<execution_id>",
+    summary="An asynchronous run's state, and its /execute response once it SUCCEEDED",
+    responses={
+        200: {"description": "The execution"},
+        **_errors(HTTPStatus.NOT_FOUND, HTTPStatus.BAD_GATEWAY),
+    },
+)
+def describe_execution(execution_id: str) -> ExecutionView:
+    return wiring.get_executions().describe(execution_id)
+
+
+@app.delete(
+    "/executions/<execution_id>",
+    summary="Cancel an asynchronous run (its sandbox or Job is stopped); a finished one is left as it is",
+    responses={
+        200: {"description": "The execution after the cancel"},
+        **_errors(HTTPStatus.NOT_FOUND, HTTPStatus.BAD_GATEWAY),
+    },
+)
+def cancel_execution(execution_id: str) -> ExecutionView:
+    execution = wiring.get_executions().cancel(execution_id)
+    logger.info("execution cancelled", extra={"execution_id": execution_id, "state": execution.state})
+    return execution
 
 
 @app.get(

@@ -1,10 +1,14 @@
 """Error taxonomy: permanent errors are the caller's fault and never retried; transient ones may be.
 
-The HTTP mapping lives in one table in `functions.api.errors`; Step Functions retries on the
-`error_code` of transient errors.
+The HTTP mapping lives in one table in `functions.api.errors`. In a workflow an error travels by name,
+`error_name(error_code)` (`backend_unavailable` -> `BackendUnavailable`); the state machine retries the
+transient names listed in `functions.core.workflow`.
 """
 
 from __future__ import annotations
+
+# A failure no rule of ours explains (a bug, or an error of the platform itself).
+INTERNAL_ERROR_CODE = "internal_error"
 
 
 class ExecutionError(Exception):
@@ -49,6 +53,12 @@ class NotFoundError(PermanentError):
     error_code = "not_found"
 
 
+class IdempotencyKeyReusedError(PermanentError):
+    """An Idempotency-Key already named an execution of a different request."""
+
+    error_code = "idempotency_key_reused"
+
+
 class TransientError(ExecutionError):
     """The service could not run the request now; the same request may succeed later."""
 
@@ -85,3 +95,23 @@ class DeadlineExceededError(TransientError):
     def __init__(self, message: str, *, execution_id: str) -> None:
         super().__init__(message)
         self.execution_id = execution_id
+
+
+def error_name(error_code: str) -> str:
+    """The name an error has in a workflow (Step Functions `Error`): `payload_too_large` -> `PayloadTooLarge`."""
+    return "".join(part.capitalize() for part in error_code.split("_"))
+
+
+def error_code_for_name(name: str) -> str | None:
+    """The error code of a workflow error name this service raises, else None."""
+    return _CODES_BY_NAME.get(name)
+
+
+def _error_classes(cls: type[ExecutionError]) -> list[type[ExecutionError]]:
+    return [cls, *(found for sub in cls.__subclasses__() for found in _error_classes(sub))]
+
+
+_CODES_BY_NAME = {
+    error_name(code): code
+    for code in {cls.error_code for cls in _error_classes(ExecutionError)} | {INTERNAL_ERROR_CODE}
+}

@@ -49,15 +49,24 @@ def new_execution_id() -> str:
     return uuid.uuid4().hex
 
 
-def prepare_run(request: ExecuteRequest, registry: LanguageRegistry, policy: LimitPolicy) -> PreparedRun:
-    """Validate `request` against `policy`; raises PermanentError subclasses for anything it refuses."""
+def prepare_run(
+    request: ExecuteRequest,
+    registry: LanguageRegistry,
+    policy: LimitPolicy,
+    *,
+    execution_id: str | None = None,
+) -> PreparedRun:
+    """Validate `request` against `policy`; raises PermanentError subclasses for anything it refuses.
+
+    `execution_id` names the run when the caller has one already (an asynchronous execution); else a new
+    one is made."""
     language = registry.get(request.language)
     source = _source(request, policy)
     pairs = _cases(request, policy)
     timeout_s, memory_limit_mb = _timeout_and_memory(request, policy)
     file_name = source_file_name(language, source)
     task = RunnerTask(
-        execution_id=new_execution_id(),
+        execution_id=execution_id or new_execution_id(),
         language=language,
         source_file_name=file_name,
         source_b64=b64encode(source),

@@ -26,21 +26,31 @@ from tests.infrastructure.conftest import (
 )
 
 LANGUAGES = load_registry(REPO_ROOT / "runners").all()
-ROUTES = [("/execute", "POST"), ("/health", "GET"), ("/languages", "GET"), ("/openapi.json", "GET")]
+ROUTES = [
+    ("/execute", "POST"),
+    ("/executions", "POST"),
+    ("/executions/{execution_id}", "GET"),
+    ("/executions/{execution_id}", "DELETE"),
+    ("/health", "GET"),
+    ("/languages", "GET"),
+    ("/openapi.json", "GET"),
+]
 
 
 def methods(synth: Synth) -> dict[tuple[str, str], dict[str, Any]]:
     """(path, HTTP method) -> AWS::ApiGateway::Method properties."""
-    paths = {
-        logical_id: resource["Properties"]["PathPart"]
-        for logical_id, resource in synth.resources("AWS::ApiGateway::Resource").items()
-    }
+    resources = synth.resources("AWS::ApiGateway::Resource")
+
+    def path_of(reference: dict[str, Any]) -> str:
+        if "Ref" not in reference:
+            return ""  # the API's root resource (a GetAtt)
+        properties = resources[reference["Ref"]]["Properties"]
+        return path_of(properties["ParentId"]) + "/" + str(properties["PathPart"])
+
     found = {}
     for resource in synth.resources("AWS::ApiGateway::Method").values():
         properties = resource["Properties"]
-        resource_id = properties["ResourceId"]
-        path = "/" + paths[resource_id["Ref"]] if "Ref" in resource_id else "/"
-        found[(path, properties["HttpMethod"])] = properties
+        found[(path_of(properties["ResourceId"]) or "/", properties["HttpMethod"])] = properties
     return found
 
 
@@ -146,6 +156,9 @@ def test_every_exec_variable_is_a_setting_the_service_accepts(
     # EXEC_* variables of this process
     env = {key: value for key, value in lambda_environment(any_synth).items() if key.startswith("EXEC_")}
     env["EXEC_RUNNER_IMAGES"] = json.dumps({language.name: f"r/{language.image}:t" for language in LANGUAGES})
+    env["EXEC_STATE_MACHINE_ARN"] = (
+        f"arn:aws:states:{REGION}:123456789012:stateMachine:CodeExec-dev-executions"
+    )
     for key in [key for key in os.environ if key.startswith("EXEC_")]:
         monkeypatch.delenv(key)
     for key, value in env.items():
@@ -266,14 +279,17 @@ def rolebinding_groups() -> set[str]:
     return groups or {CONTROLLER_GROUP}
 
 
-def test_access_entry_puts_the_lambda_role_into_the_rolebinding_group(dev_synth: Synth) -> None:
-    entry = dev_synth.only("AWS::EKS::AccessEntry")["Properties"]
-    assert set(entry["KubernetesGroups"]) == rolebinding_groups() == {CONTROLLER_GROUP}
-    assert entry["ClusterName"] == CLUSTER
-    assert entry["Type"] == "STANDARD"
-    assert resolve(entry["PrincipalArn"]).startswith("<ExecuteRole")
-    # No EKS access policy: authorisation is the namespaced RBAC Role only.
-    assert "AccessPolicies" not in entry
+def test_access_entries_put_the_lambda_roles_into_the_rolebinding_group(dev_synth: Synth) -> None:
+    # Given the access entries: the execute Lambda's role and the workflow tasks' role
+    entries = [resource["Properties"] for resource in dev_synth.resources("AWS::EKS::AccessEntry").values()]
+    principals = sorted(resolve(entry["PrincipalArn"]) for entry in entries)
+    assert [principal.split("Role")[0] for principal in principals] == ["<Execute", "<WorkflowTask"]
+    for entry in entries:
+        assert set(entry["KubernetesGroups"]) == rolebinding_groups() == {CONTROLLER_GROUP}
+        assert entry["ClusterName"] == CLUSTER
+        assert entry["Type"] == "STANDARD"
+        # No EKS access policy: authorisation is the namespaced RBAC Role only.
+        assert "AccessPolicies" not in entry
 
 
 def test_no_iam_statement_grants_everything_or_all_of_eks(any_synth: Synth) -> None:
@@ -289,13 +305,18 @@ def test_eks_rights_are_describe_cluster_on_the_one_cluster(any_synth: Synth) ->
         for statement in policy_statements(any_synth)
         if any(action.startswith("eks:") for action in as_list(statement["Action"]))
     ]
-    assert eks_statements == [
-        {
-            "Action": "eks:DescribeCluster",
-            "Effect": "Allow",
-            "Resource": f"arn:aws:eks:{REGION}:123456789012:cluster/{CLUSTER}",
-        }
-    ]
+    # One per role that talks to the cluster: the execute Lambda's and the workflow tasks'
+    assert (
+        eks_statements
+        == [
+            {
+                "Action": "eks:DescribeCluster",
+                "Effect": "Allow",
+                "Resource": f"arn:aws:eks:{REGION}:123456789012:cluster/{CLUSTER}",
+            }
+        ]
+        * 2
+    )
 
 
 def test_wildcard_resources_are_only_for_actions_without_resource_level_permissions(any_synth: Synth) -> None:
@@ -305,6 +326,17 @@ def test_wildcard_resources_are_only_for_actions_without_resource_level_permissi
         "xray:PutTelemetryRecords",
         "ec2:DescribeNetworkInterfaces",
         "ec2:DescribeSubnets",
+        # The state machine's X-Ray sampling and its vended-logs delivery to CloudWatch Logs.
+        "xray:GetSamplingRules",
+        "xray:GetSamplingTargets",
+        "logs:CreateLogDelivery",
+        "logs:GetLogDelivery",
+        "logs:UpdateLogDelivery",
+        "logs:DeleteLogDelivery",
+        "logs:ListLogDeliveries",
+        "logs:PutResourcePolicy",
+        "logs:DescribeResourcePolicies",
+        "logs:DescribeLogGroups",
     }
     for statement in policy_statements(any_synth):
         if "*" in as_list(statement.get("Resource", [])):

@@ -1,13 +1,15 @@
-"""Small builders shared by the pure core tests: a limit policy, a two-language registry, requests."""
+"""Small builders shared by the pure core tests: a limit policy, a two-language registry, requests, responses."""
 
 from __future__ import annotations
 
 import base64
 from typing import Any
 
+from functions.core import models
 from functions.core.languages import LanguageRegistry, LanguageSpec
-from functions.core.models import ExecuteRequest
+from functions.core.models import ExecuteRequest, ExecuteResponse
 from functions.core.spec import LimitPolicy
+from functions.core.verdicts import Verdict
 
 POLICY = LimitPolicy(
     default_timeout_s=10,
@@ -52,3 +54,33 @@ def request(**overrides: Any) -> ExecuteRequest:
     body: dict[str, Any] = {"language": "python", "code": b64("print(1)")}
     body.update(overrides)
     return ExecuteRequest.model_validate(body)
+
+
+def response(
+    stdout: str = "", stderr: str = "", cases: list[tuple[str, str]] | None = None
+) -> ExecuteResponse:
+    results = None
+    if cases is not None:
+        results = [
+            models.TestCaseResult(
+                verdict=Verdict.ACCEPTED,
+                stdout=out,
+                stderr=err,
+                exit_code=0,
+                execution_time=0.1,
+                cpu_time=0.1,
+                memory_kb=1,
+            )
+            for out, err in cases
+        ]
+    return ExecuteResponse(
+        status="success",
+        stdout=stdout,
+        stderr=stderr,
+        execution_time=0.1,
+        exit_code=0,
+        verdict=Verdict.ACCEPTED,
+        execution_id="e",
+        language="python",
+        test_results=results,
+    )

@@ -1,0 +1,1 @@
+"""The Step Functions tasks of the asynchronous path: Submit, Poll, Cleanup (Lambda entry points)."""
