@@ -154,6 +154,7 @@ def serve(host: str, port: int, *, access_log: bool) -> int:
         server.server_close()
         if dispatcher is not None:
             dispatcher.stop()  # its executions stay RUNNING: the next start resumes them
+        wiring.close_service()  # this process's own sandboxes (the dispatcher's runs, /languages' probes)
     return 0
 
 
@@ -253,6 +254,7 @@ def run_async(request: ExecuteRequest, *, json_output: bool) -> int:
     finally:
         if dispatcher is not None:
             dispatcher.stop()
+        wiring.close_service()
     if view.state is not ExecutionState.SUCCEEDED or view.result is None:
         reason = f": {view.error.message}" if view.error else ""
         print(f"error: execution {view.execution_id} {view.state.value}{reason}", file=sys.stderr)

@@ -5,9 +5,14 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import shutil
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
@@ -134,17 +139,40 @@ class RunningServer:
 
 @pytest.fixture(scope="session")
 def local_server() -> Iterator[RunningServer]:
-    """The local HTTP server as `make run` builds it (real handler in worker processes) on 127.0.0.1."""
+    """The local HTTP server as `make run` builds it (real handler in worker processes, the dispatcher of
+    asynchronous executions in this process) on 127.0.0.1, with a data dir of its own."""
     metrics_were_enabled = observability.metrics_enabled()
     observability.set_metrics_enabled(False)
-    server = LocalApiServer.for_settings(("127.0.0.1", 0), get_settings())
-    server.warm()
-    thread = threading.Thread(target=server.serve_forever, name="local-api-server", daemon=True)
-    thread.start()
+    # Not pytest's tmp_path (mode 0700): the sandbox uids bind their boxes from under the data dir.
+    data_dir = Path(tempfile.mkdtemp(prefix="code-exec-served-", dir="/tmp"))
+    data_dir.chmod(0o711)
+    with _environment("EXEC_DATA_DIR", str(data_dir)):  # the workers read it too
+        settings = get_settings().model_copy(update={"data_dir": data_dir})
+        server = LocalApiServer.for_settings(("127.0.0.1", 0), settings)
+        server.warm()
+        dispatcher = wiring.build_dispatcher(settings, wiring.get_workflow())
+        dispatcher.start()
+        thread = threading.Thread(target=server.serve_forever, name="local-api-server", daemon=True)
+        thread.start()
+        try:
+            yield RunningServer(url=server.url, server=server)
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join()
+            dispatcher.stop()
+            observability.set_metrics_enabled(metrics_were_enabled)
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@contextmanager
+def _environment(name: str, value: str) -> Iterator[None]:
+    previous = os.environ.get(name)
+    os.environ[name] = value
     try:
-        yield RunningServer(url=server.url, server=server)
+        yield
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
-        observability.set_metrics_enabled(metrics_were_enabled)
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous

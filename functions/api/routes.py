@@ -138,6 +138,7 @@ def start_execution(
         str | None,
         Header(
             alias="Idempotency-Key",
+            min_length=1,
             max_length=MAX_IDEMPOTENCY_KEY_CHARS,
             description="A retried POST with the same key (and body) answers the same execution",
         ),
@@ -161,7 +162,7 @@ def start_execution(
     summary="An asynchronous run's state, and its /execute response once it SUCCEEDED",
     responses={
         200: {"description": "The execution"},
-        **_errors(HTTPStatus.NOT_FOUND, HTTPStatus.BAD_GATEWAY),
+        **_errors(HTTPStatus.NOT_FOUND, HTTPStatus.BAD_GATEWAY, *BUSY),
     },
 )
 def describe_execution(execution_id: str) -> ExecutionView:
@@ -173,7 +174,7 @@ def describe_execution(execution_id: str) -> ExecutionView:
     summary="Cancel an asynchronous run (its sandbox or Job is stopped); a finished one is left as it is",
     responses={
         200: {"description": "The execution after the cancel"},
-        **_errors(HTTPStatus.NOT_FOUND, HTTPStatus.BAD_GATEWAY),
+        **_errors(HTTPStatus.NOT_FOUND, HTTPStatus.BAD_GATEWAY, *BUSY),
     },
 )
 def cancel_execution(execution_id: str) -> ExecutionView:

@@ -207,6 +207,7 @@ def local_workflow(monkeypatch: pytest.MonkeyPatch, **overrides: object) -> Iter
     workflow = LocalWorkflow(service, backend, settings)
     yield workflow
     assert workflow.runs.active() == []
+    backend.close()
     assert_nothing_left(backend.host, settings)
 
 

@@ -70,6 +70,8 @@ class LocalHost:
             "EXEC_DATA_DIR": str(self.settings.data_dir),
             "EXEC_LOCAL_CGROUP_ROOT": self.settings.local_cgroup_root,
             "EXEC_LOCAL_MAX_CONCURRENCY": "1",
+            # No sandbox started ahead of demand: every live sandbox here is an execution's run.
+            "EXEC_LOCAL_WARM_POOL_SIZE": "0",
             "EXEC_ASYNC_POLL_INITIAL_S": "0",
             "EXEC_ASYNC_POLL_MAX_S": "1",
         }
@@ -92,12 +94,13 @@ class LocalHost:
         return server
 
     def sandboxes_running(self) -> int:
+        """Sandboxes with a live process (a finished one's empty cgroup goes a moment later)."""
         return len(
             {
                 child.name
                 for parent in self.host.cgroups.parents
                 for child in parent.iterdir()
-                if child.is_dir()
+                if child.is_dir() and (child / "cgroup.procs").read_text().split()
             }
         )
 
@@ -222,8 +225,8 @@ def test_a_server_killed_mid_run_loses_no_execution(local_host: LocalHost) -> No
     view = second.finished(execution_id)
     assert view["state"] == "SUCCEEDED", view
     assert view["result"]["stdout"] == "done\n"
-    # A kill leaves the killed sandbox's cgroup (swept by a backend start once its processes are reaped)
-    # and its box (the local backend sweeps no boxes): removed here, after checking nothing else was left
+    # A kill leaves the killed sandbox's cgroup and box (swept by a backend start once its processes are
+    # reaped): removed here, after checking nothing else was left
     local_host.sweep_killed_sandboxes()
     leftovers = set(local_host.host.boxes.root.iterdir())
     assert leftovers <= boxes_at_kill

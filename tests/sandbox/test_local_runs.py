@@ -49,13 +49,14 @@ class Local:
         return dispatcher
 
     def sandboxes_running(self) -> int:
-        """Live sandboxes: each has its own cgroup (one directory per hierarchy under cgroup v1)."""
+        """Sandboxes with a live process: each has its own cgroup (one directory per hierarchy under v1);
+        a finished one's empty directories go a moment later (torn down off the response path)."""
         return len(
             {
                 child.name
                 for parent in self.backend.host.cgroups.parents
                 for child in parent.iterdir()
-                if child.is_dir()
+                if child.is_dir() and (child / "cgroup.procs").read_text().split()
             }
         )
 
@@ -69,13 +70,17 @@ class Local:
 
 @pytest.fixture
 def local() -> Iterator[Local]:
-    settings = sandbox_settings(async_poll_initial_s=0, async_poll_max_s=1, async_max_running=2)
+    # No sandbox started ahead of demand: every live sandbox here is a run's.
+    settings = sandbox_settings(
+        async_poll_initial_s=0, async_poll_max_s=1, async_max_running=2, local_warm_pool_size=0
+    )
     backend = create_backend(settings)
     workflow = wiring.build_workflow(settings, backend)
     store = wiring.local_store(settings)
     service = wiring.build_executions(settings)
     yield Local(settings, backend, workflow, store, service)
     assert workflow.runs.active() == []  # type: ignore[attr-defined]
+    backend.close()
     assert_nothing_left(backend.host, settings)
 
 
