@@ -101,8 +101,11 @@ def test_a_run_longer_than_the_synchronous_budget_completes(
     # Given a program that runs longer than the synchronous budget (shortened to 3 s by configuration)
     body = text_request("python", "import time\ntime.sleep(5)\nprint('slept')", timeout=10)
     sync_service = wiring.build_service(workflow.settings)
-    with pytest.raises(DeadlineExceededError):
-        sync_service.execute(ExecuteRequest.model_validate(body))
+    try:
+        with pytest.raises(DeadlineExceededError):
+            sync_service.execute(ExecuteRequest.model_validate(body))
+    finally:
+        sync_service.backend.close()
     # When it runs through the state machine
     described = machine.run(body)
     # Then the execution waits for it and answers like /execute would have without a budget
