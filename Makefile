@@ -139,7 +139,7 @@ build-push-runners: $(STAMP) ## buildx + push every runner image as $(ECR_REGIST
 			--tag "$(ECR_REGISTRY)/$$image:$(IMAGE_TAG)" --provenance=false --push runners/ || exit 1; done
 
 .PHONY: deploy-prebuilt
-deploy-prebuilt: create-ecr-repos login-ecr build-push-runners build ## Seed flow: push images yourself, deploy pointing at them
+deploy-prebuilt: create-ecr-repos login-ecr build-push-runners build ## Build and push the images yourself, then deploy pointing at them
 	$(CDK) deploy $(CDK_CONTEXT) -c imageSource=registry -c imageTag=$(IMAGE_TAG)
 
 .PHONY: bench-bundle

@@ -22,7 +22,7 @@ from pydantic.alias_generators import to_camel
 
 from functions.settings import TAINT_PATTERN
 
-# API Gateway REST gives up on an integration after 29 s (the default ceiling, FACTS "AWS").
+# API Gateway REST gives up on an integration after 29 s (its default ceiling; raising it is a quota request).
 API_INTEGRATION_TIMEOUT_S = 29
 # The service must answer before API Gateway does, or the client gets API Gateway's bare 504 instead of
 # ours (which carries the execution_id): one second of margin for the response to travel back.

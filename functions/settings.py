@@ -8,7 +8,7 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import BaseModel, Field, StringConstraints, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
@@ -23,13 +23,25 @@ TAINT_PATTERN = (
 )
 
 
-class Settings(BaseSettings):
-    """Every limit is a default plus a ceiling; requests above a ceiling get a 400."""
+class ServiceSettings(BaseModel):
+    """What every part of the service reads: which backend, where the languages and the state are."""
 
-    model_config = SettingsConfigDict(env_prefix="EXEC_", frozen=True, extra="ignore")
-
-    backend: Literal["local", "kubernetes"] = "local"
+    backend: str = Field(default="local", description="a name of functions/backends/registry.py's table")
     runners_dir: Path = DEFAULT_RUNNERS_DIR
+    # Where the service keeps its state: sandbox boxes, uid leases, caches, asynchronous executions. Its path
+    # must be traversable by the sandbox uids (bubblewrap binds a box from there as that uid).
+    data_dir: Path = Field(default_factory=lambda: Path(tempfile.gettempdir()) / f"code-exec-{os.geteuid()}")
+
+    # Browser origins allowed to call the API (JSON list; ["*"] for any). Empty: no CORS headers.
+    cors_origins: list[str] = Field(default_factory=list)
+
+    log_level: str = "INFO"
+    service_name: str = "code-exec"
+    metrics_namespace: str = "CodeExec"
+
+
+class LimitSettings(BaseModel):
+    """Every limit is a default plus a ceiling; requests above a ceiling get a 400."""
 
     default_timeout_s: float = Field(default=10.0, gt=0)
     max_timeout_s: float = Field(default=20.0, gt=0)
@@ -51,12 +63,14 @@ class Settings(BaseSettings):
     max_processes: int = Field(default=64, gt=0)
     max_file_size_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
 
-    # Where the service keeps its state: sandbox boxes, uid leases, caches, asynchronous executions. Its path
-    # must be traversable by the sandbox uids (bubblewrap binds a box from there as that uid).
-    data_dir: Path = Field(default_factory=lambda: Path(tempfile.gettempdir()) / f"code-exec-{os.geteuid()}")
 
-    # Asynchronous executions (/executions, the Step Functions workflow). With a state machine ARN the
-    # executions are that state machine's; without one they run locally, kept in SQLite under data_dir.
+class ExecutionsSettings(BaseModel):
+    """Asynchronous executions (/executions, the Step Functions workflow).
+
+    With a state machine ARN the executions are that state machine's; without one they run locally, kept in
+    SQLite under data_dir.
+    """
+
     state_machine_arn: str | None = None
     # Local executions running at once (beyond that POST /executions answers 503 + Retry-After).
     async_max_running: int = Field(default=4, gt=0)
@@ -64,14 +78,22 @@ class Settings(BaseSettings):
     async_poll_initial_s: int = Field(default=1, ge=0)
     async_poll_max_s: int = Field(default=5, ge=0)
 
-    # Local backend.
-    local_max_concurrency: int = Field(default=4, gt=0)
-    local_queue_wait_s: float = Field(default=2.0, ge=0)
+
+class DevServerSettings(BaseModel):
+    """The development server of `make run` (functions/devserver)."""
+
     # Connections the local HTTP server holds at once (one thread each): beyond, 503 + Retry-After. One
     # client (source address) may hold at most local_max_connections_per_client: beyond, 429 + Retry-After.
     # `make run` listens on loopback, where every client is one address: that cap is then the server's.
     local_max_connections: int = Field(default=256, gt=0)
     local_max_connections_per_client: int = Field(default=128, gt=0)
+
+
+class LocalSandboxSettings(BaseModel):
+    """The local backend: bubblewrap sandboxes on this machine (functions/backends/local)."""
+
+    local_max_concurrency: int = Field(default=4, gt=0)
+    local_queue_wait_s: float = Field(default=2.0, ge=0)
     local_tmp_size_mb: int = Field(default=64, gt=0)
     local_cgroup_root: str = "code-exec"
     local_bwrap_path: Path = Path("/usr/bin/bwrap")
@@ -88,7 +110,13 @@ class Settings(BaseSettings):
     # Compile outputs kept for repeated sources, least recently used evicted beyond this; 0 turns it off.
     local_compile_cache_mb: int = Field(default=256, ge=0)
 
-    # Kubernetes backend: one Job per run. Auth "auto" = EKS when a cluster name is set, else kubeconfig.
+
+class KubernetesSettings(BaseModel):
+    """The Kubernetes backend: one Job per run (functions/backends/kubernetes).
+
+    Auth "auto" is EKS when a cluster name is set, else kubeconfig.
+    """
+
     k8s_auth: Literal["auto", "eks", "kubeconfig", "in_cluster"] = "auto"
     eks_cluster_name: str | None = None
     aws_region: str | None = None  # None: the AWS SDK's own chain (AWS_REGION inside Lambda)
@@ -131,12 +159,19 @@ class Settings(BaseSettings):
     k8s_api_backoff_s: float = Field(default=0.2, gt=0)
     k8s_api_timeout_s: float = Field(default=10.0, gt=0)
 
-    # Browser origins allowed to call the API (JSON list; ["*"] for any). Empty: no CORS headers.
-    cors_origins: list[str] = Field(default_factory=list)
 
-    log_level: str = "INFO"
-    service_name: str = "code-exec"
-    metrics_namespace: str = "CodeExec"
+class Settings(
+    ServiceSettings,
+    LimitSettings,
+    ExecutionsSettings,
+    DevServerSettings,
+    LocalSandboxSettings,
+    KubernetesSettings,
+    BaseSettings,
+):
+    """Every setting, one group per concern; each reads `EXEC_<field name>` (env names are the fields')."""
+
+    model_config = SettingsConfigDict(env_prefix="EXEC_", frozen=True, extra="ignore")
 
     @model_validator(mode="after")
     def _defaults_within_ceilings(self) -> Settings:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from functools import cache
 
 from functions.backends.registry import create_backend, create_runs
@@ -11,48 +10,20 @@ from functions.core.backend import ExecutionBackend
 from functions.core.executions import AsyncExecutionService, ExecutionStore
 from functions.core.languages import load_registry
 from functions.core.service import ExecutionService
-from functions.core.spec import LimitPolicy
 from functions.core.workflow import PollSchedule, WorkflowService, execution_timeout_s
-from functions.local_async.dispatcher import Dispatcher
-from functions.local_async.owners import OwnerLease
-from functions.local_async.store import SqliteExecutionStore
 from functions.observability import logger
+from functions.policies import async_policy, sync_policy
 from functions.settings import Settings, get_settings
+from functions.sqlite_executions.dispatcher import Dispatcher
+from functions.sqlite_executions.owners import OwnerLease
+from functions.sqlite_executions.store import SqliteExecutionStore
 
-
-def sync_policy(settings: Settings) -> LimitPolicy:
-    return LimitPolicy(
-        default_timeout_s=settings.default_timeout_s,
-        max_timeout_s=settings.max_timeout_s,
-        compile_timeout_s=settings.compile_timeout_s,
-        total_budget_s=settings.sync_budget_s,
-        default_memory_limit_mb=settings.default_memory_limit_mb,
-        min_memory_limit_mb=settings.min_memory_limit_mb,
-        max_memory_limit_mb=settings.max_memory_limit_mb,
-        max_code_bytes=settings.max_code_bytes,
-        max_stdin_bytes=settings.max_stdin_bytes,
-        output_limit_bytes=settings.output_limit_bytes,
-        max_test_cases=settings.max_test_cases,
-        max_args=settings.max_args,
-        max_arg_bytes=settings.max_arg_bytes,
-        max_processes=settings.max_processes,
-        max_file_size_bytes=settings.max_file_size_bytes,
-    )
+__all__ = ["async_policy", "sync_policy"]  # the policies, re-exported for the callers that build services
 
 
 def log_rejected_report(execution_id: str, reason: str) -> None:
     """A report that failed the core's checks: the run answered internal_error; operators need the why."""
     logger.error("report rejected", extra={"execution_id": execution_id, "reason": reason})
-
-
-def async_policy(settings: Settings) -> LimitPolicy:
-    """/executions and the workflow: the synchronous limits, but a run (compile and every case) may take
-    up to EXEC_MAX_ASYNC_TIMEOUT_S, and so may one case."""
-    return replace(
-        sync_policy(settings),
-        max_timeout_s=settings.max_async_timeout_s,
-        total_budget_s=settings.max_async_timeout_s,
-    )
 
 
 def build_service(settings: Settings) -> ExecutionService:

@@ -23,7 +23,7 @@ from functions.core.backend import ExecutionBackend, Toolchain
 from functions.core.languages import LanguageSpec, load_registry
 from functions.core.protocol import RunnerReport, RunnerTask
 from functions.core.service import ExecutionService
-from functions.local_server import LocalApiServer, LocalLambdaContext, build_event
+from functions.devserver.server import LocalApiServer, LocalLambdaContext, build_event
 from functions.settings import get_settings
 from tests.http_support import ApiResponse, encode_body, from_proxy
 from tests.report_factories import process, report

@@ -8,7 +8,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from functions.local_server import response_parts
+from functions.devserver.server import response_parts
 
 HTTP_TIMEOUT_S = 60  # a hung server fails the test instead of hanging the suite
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from functions.local_server import LocalApiServer
+from functions.devserver.server import LocalApiServer
 from tests.http_support import ApiResponse
 
 WAIT_S = 30  # bound on every wait for an event, so a wedged server fails the test instead of hanging it

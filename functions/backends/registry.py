@@ -27,6 +27,9 @@ RUNS_FACTORIES: dict[str, str] = {
 
 
 def create_backend(settings: Settings) -> ExecutionBackend:
+    if settings.backend not in BACKEND_FACTORIES:
+        known = ", ".join(sorted(BACKEND_FACTORIES))
+        raise ValueError(f"EXEC_BACKEND={settings.backend!r} names no backend; known: {known}")
     factory: Callable[[Settings], ExecutionBackend] = _factory(BACKEND_FACTORIES[settings.backend])
     return factory(settings)
 

@@ -2,7 +2,7 @@
 
 An `ExecutionStore` keeps them and runs them: in AWS the Step Functions state machine is the store (an
 execution is a state machine execution named by its id); locally a SQLite file under the data dir, whose
-executions the local dispatcher runs (functions/local_async). Both run the same steps
+executions the local dispatcher runs (functions/sqlite_executions). Both run the same steps
 (`functions.core.workflow`), so an execution's `result` is exactly what `/execute` would have answered.
 
 Ids are 32 lowercase hex characters: random, or derived from the client's `Idempotency-Key` and who sent

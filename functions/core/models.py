@@ -76,7 +76,7 @@ class TestCaseResult(BaseModel):
 
 
 class ExecuteResponse(BaseModel):
-    """A superset of the seed response: seed clients keep reading status/stdout/stderr/exit_code."""
+    """A superset of the basic response: clients that read only status/stdout/stderr/exit_code keep working."""
 
     status: Literal["success", "failed"]
     stdout: str

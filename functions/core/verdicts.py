@@ -17,7 +17,7 @@ class Verdict(StrEnum):
     INTERNAL_ERROR = "internal_error"
 
 
-TIMEOUT_EXIT_CODE = 124  # what coreutils `timeout` returns; the seed contract keeps it
+TIMEOUT_EXIT_CODE = 124  # what coreutils `timeout` returns; the basic response contract keeps it
 
 
 def overall_verdict(case_verdicts: Iterable[Verdict]) -> Verdict:

@@ -1,7 +1,7 @@
 """The asynchronous run as three short steps: submit, poll (until done), clean up.
 
 The Step Functions state machine (cdk/workflow.py) calls them from its Submit, Poll and Cleanup tasks; the
-local dispatcher (functions/local_async) calls the same methods from its loop. What travels between the
+local dispatcher (functions/sqlite_executions) calls the same methods from its loop. What travels between the
 steps is `RunningState`: the run id, the judging plan (expected outputs' digests, never the code or stdin)
 and the deadline, so Poll judges the report without any store of its own. Poll ends with `DoneState`,
 whose `result` is exactly the `/execute` response, cut to fit a Step Functions state.

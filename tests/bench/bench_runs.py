@@ -30,7 +30,7 @@ from functions.core.languages import LanguageSpec, load_registry
 from functions.core.models import ExecuteRequest
 from functions.core.service import ExecutionService
 from functions.core.steps import expand, source_file_name
-from functions.local_server import LocalApiServer
+from functions.devserver.server import LocalApiServer
 from functions.settings import Settings, get_settings
 from functions.wiring import build_service
 from tests.bench.chart import draw

@@ -16,7 +16,7 @@ from kubernetes import client
 from functions import wiring
 from functions.core.executions import AsyncExecutionService, ExecutionState, ExecutionView
 from functions.core.models import ExecuteRequest
-from functions.local_async.dispatcher import Dispatcher
+from functions.sqlite_executions.dispatcher import Dispatcher
 from tests.async_support import wait_for
 from tests.cluster.test_kubernetes_backend_support import (
     OURS,

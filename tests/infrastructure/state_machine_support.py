@@ -30,7 +30,7 @@ from functions import wiring
 from functions.backends.local.backend import LocalBackend, create_backend
 from functions.backends.local.runs import LocalRuns
 from functions.core.workflow import WorkflowService
-from functions.local_lambda import LocalLambdaContext
+from functions.devserver.invokers import LocalLambdaContext
 from functions.settings import Settings
 from tests.infrastructure.conftest import Synth
 from tests.sandbox_support import assert_nothing_left, sandbox_settings

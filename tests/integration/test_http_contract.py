@@ -3,7 +3,7 @@ core -> local sandbox backend -> runner program -> the real toolchain.
 
 `test_contract` runs the shared table of tests/conformance.py, which the Kubernetes suite runs too;
 the tests after it are this backend's own. Programs are sent with `encoding: text` for readability; the
-seed's base64 form has its own test.
+README's base64 example has its own test.
 """
 
 from __future__ import annotations
@@ -48,18 +48,18 @@ def execute(server: RunningServer, language: str, code: str, **fields: Any) -> T
     return post_execute(server, {"language": language, "code": code, "encoding": "text", **fields})
 
 
-# --- the seed contract -------------------------------------------------------------------------------------
+# --- the basic contract ------------------------------------------------------------------------------------
 
 
-def test_seed_example_returns_hello_world_with_the_new_fields(local_server: RunningServer) -> None:
-    # Given the seed's curl example: base64 of print("Hello, World!")
+def test_readme_example_returns_hello_world_with_the_new_fields(local_server: RunningServer) -> None:
+    # Given the README's curl example: base64 of print("Hello, World!")
     code = base64.b64encode(b'print("Hello, World!")').decode()
     assert code == "cHJpbnQoIkhlbGxvLCBXb3JsZCEiKQ=="
 
     # When it is posted without an encoding
     response = http_call(local_server.url, "POST", "/execute", {"language": "python", "code": code})
 
-    # Then the seed fields are the seed's, and the new fields are there
+    # Then the basic fields are as documented, and the richer fields are there
     body = response.json()
     assert response.status == 200
     assert (body["status"], body["stdout"], body["stderr"], body["exit_code"]) == (

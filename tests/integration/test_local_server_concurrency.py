@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from functions.local_server import LocalApiServer
+from functions.devserver.server import LocalApiServer
 from functions.settings import Settings
 from tests.http_support import http_call
 from tests.local_server_support import WAIT_S, Background, ServingThreads

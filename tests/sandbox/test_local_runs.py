@@ -18,10 +18,10 @@ from functions.core.models import ExecuteRequest
 from functions.core.spec import prepare_run
 from functions.core.verdicts import Verdict
 from functions.core.workflow import WorkflowService
-from functions.local_async.dispatcher import Dispatcher
-from functions.local_async.owners import OwnerLease
-from functions.local_async.store import SqliteExecutionStore
 from functions.settings import Settings
+from functions.sqlite_executions.dispatcher import Dispatcher
+from functions.sqlite_executions.owners import OwnerLease
+from functions.sqlite_executions.store import SqliteExecutionStore
 from tests.async_support import wait_for
 from tests.sandbox_support import assert_nothing_left, sandbox_settings
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from functions.api.guards import max_body_bytes
 from functions.api.handler import lambda_handler
-from functions.local_server import LocalLambdaContext
+from functions.devserver.server import LocalLambdaContext
 from functions.settings import get_settings
 from tests.conftest import EventFactory, FakeBackend, Invoke
 from tests.http_support import from_proxy

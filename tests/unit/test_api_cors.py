@@ -20,7 +20,7 @@ from functions.settings import Settings
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PROBE = """
 import json, sys
-from functions.local_server import LocalLambdaContext, build_event
+from functions.devserver.server import LocalLambdaContext, build_event
 event = build_event(method="GET", target="/health", headers=[("Origin", sys.argv[1])], body=b"",
                     source_ip="127.0.0.1")
 response = __import__("functions.api.handler", fromlist=["x"]).lambda_handler(

@@ -12,7 +12,7 @@ import pytest
 from functions.api import errors
 from functions.api.handler import lambda_handler
 from functions.core import errors as core
-from functions.local_server import LocalLambdaContext
+from functions.devserver.server import LocalLambdaContext
 from tests.conftest import FakeBackend, Invoke
 
 HELLO = {"language": "python", "encoding": "text", "code": "print(1)"}

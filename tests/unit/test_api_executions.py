@@ -12,7 +12,7 @@ import pytest
 from functions import wiring
 from functions.api.handler import lambda_handler
 from functions.core.executions import AsyncExecutionService
-from functions.local_server import LocalLambdaContext
+from functions.devserver.server import LocalLambdaContext
 from functions.settings import Settings
 from tests.conftest import Invoke
 from tests.http_support import from_proxy

@@ -15,7 +15,7 @@ import pytest
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from functions.local_server import (
+from functions.devserver.server import (
     MAX_PAYLOAD_BYTES,
     LocalApiServer,
     LocalLambdaContext,

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from functions.api.handler import lambda_handler
-from functions.local_server import LocalApiServer
+from functions.devserver.server import LocalApiServer
 from tests.conftest import FakeBackend
 from tests.local_server_support import WAIT_S, ServingThreads
 

@@ -12,12 +12,12 @@ import pytest
 from functions import observability
 from functions.api.handler import lambda_handler
 from functions.core.protocol import b64decode
-from functions.local_server import LocalLambdaContext
+from functions.devserver.server import LocalLambdaContext
 from tests.conftest import EventFactory, FakeBackend, Invoke
 from tests.report_factories import process, report
 
-SEED_BODY = {"language": "python", "code": base64.b64encode(b'print("Hello, World!")').decode()}
-SEED_FIELDS = {"status", "stdout", "stderr", "execution_time", "exit_code"}
+BASIC_BODY = {"language": "python", "code": base64.b64encode(b'print("Hello, World!")').decode()}
+BASIC_FIELDS = {"status", "stdout", "stderr", "execution_time", "exit_code"}
 NEW_FIELDS = {
     "verdict", "compile_output", "signal", "memory_kb", "cpu_time", "truncated",
     "execution_id", "language", "language_version",
@@ -26,17 +26,17 @@ NEW_FIELDS = {
 Logs = Callable[[], list[dict[str, Any]]]
 
 
-def test_execute_answers_the_seed_request_with_the_seed_fields_and_the_new_ones(
+def test_execute_answers_the_basic_request_with_the_basic_fields_and_the_richer_ones(
     invoke: Invoke, fake_backend: FakeBackend
 ) -> None:
-    # Given the seed's example request
+    # Given the README's example request
     # When it is posted
-    response = invoke("POST", "/execute", SEED_BODY)
+    response = invoke("POST", "/execute", BASIC_BODY)
 
-    # Then 200 with every seed field and every new one, from the backend's report
+    # Then 200 with every basic field and every richer one, from the backend's report
     body = response.json()
     assert response.status == 200
-    assert set(body) >= SEED_FIELDS | NEW_FIELDS
+    assert set(body) >= BASIC_FIELDS | NEW_FIELDS
     assert (body["status"], body["stdout"], body["exit_code"]) == ("success", "hi\n", 0)
     assert (body["verdict"], body["language"], body["language_version"]) == ("accepted", "python", "9.9")
     # and the backend got the decoded source
@@ -136,7 +136,7 @@ def test_logs_carry_the_api_gateway_request_id_as_correlation_id(
     invoke: Invoke, fake_backend: FakeBackend, api_event: Any, structured_logs: Logs
 ) -> None:
     # Given an event with a known API Gateway request id
-    invoke("POST", "/execute", SEED_BODY)
+    invoke("POST", "/execute", BASIC_BODY)
 
     # Then the execution's log line carries it, with the verdict and language
     finished = [record for record in structured_logs() if record["message"] == "execution finished"]
@@ -163,7 +163,7 @@ def test_each_execution_is_counted_by_language_and_verdict(
     invoke: Invoke, fake_backend: FakeBackend, metrics_on: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # When one run finishes
-    invoke("POST", "/execute", SEED_BODY)
+    invoke("POST", "/execute", BASIC_BODY)
 
     # Then one EMF document counts it under its language and verdict
     documents = _emf_documents(capsys.readouterr().out)
@@ -200,7 +200,7 @@ def test_metrics_stay_quiet_when_disabled(
     previous = observability.metrics_enabled()
     observability.set_metrics_enabled(False)
     try:
-        invoke("POST", "/execute", SEED_BODY)
+        invoke("POST", "/execute", BASIC_BODY)
     finally:
         observability.set_metrics_enabled(previous)
 
@@ -216,7 +216,7 @@ def test_run_budget_never_outlives_the_lambda(
     api_event: EventFactory, fake_backend: FakeBackend, remaining_s: float, expected_budget_s: float
 ) -> None:
     # Given an invocation with `remaining_s` of Lambda time left (sync budget 28 s, 2 s kept to answer)
-    event = api_event("POST", "/execute", SEED_BODY)
+    event = api_event("POST", "/execute", BASIC_BODY)
     context = LocalLambdaContext(request_id="budget", timeout_s=remaining_s)
     # When it runs
     assert lambda_handler(event, context)["statusCode"] == 200

@@ -24,9 +24,9 @@ from functions.core.executions import (
 )
 from functions.core.languages import load_registry
 from functions.core.models import ExecuteRequest
-from functions.local_async.owners import OwnerLease
-from functions.local_async.store import DATABASE_NAME, SqliteExecutionStore
 from functions.settings import DEFAULT_RUNNERS_DIR, Settings
+from functions.sqlite_executions.owners import OwnerLease
+from functions.sqlite_executions.store import DATABASE_NAME, SqliteExecutionStore
 from functions.wiring import async_policy
 from tests.unit.factories import response
 

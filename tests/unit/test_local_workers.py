@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from functions import local_workers
-from functions.local_server import LocalApiServer, build_event
-from functions.local_workers import LambdaContainers
+from functions.devserver import workers as local_workers
+from functions.devserver.server import LocalApiServer, build_event
+from functions.devserver.workers import LambdaContainers
 from functions.settings import get_settings
 from tests.http_support import from_proxy, http_call
 from tests.local_server_support import WAIT_S, Background, ServingThreads

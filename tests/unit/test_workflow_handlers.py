@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from functions.core.errors import BackendUnavailableError, CapacityExhaustedError, UnknownLanguageError
-from functions.local_server import LocalLambdaContext
+from functions.devserver.server import LocalLambdaContext
 from functions.workflow import handlers
 from functions.workflow.errors import WorkflowTaskError, error_class, named_errors
 

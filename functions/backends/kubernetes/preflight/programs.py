@@ -13,8 +13,8 @@ from functions.backends.kubernetes.job_builder import JobTemplate, build_job
 from functions.core.languages import LanguageSpec, load_registry
 from functions.core.models import ExecuteRequest
 from functions.core.spec import PreparedRun, prepare_run
+from functions.policies import sync_policy
 from functions.settings import Settings
-from functions.wiring import sync_policy
 
 # What every runners/<language>/ test program prints.
 PROBE_LANGUAGE = "python"

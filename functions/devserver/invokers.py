@@ -3,7 +3,7 @@
 An invoker takes one API Gateway event and returns the proxy response, the way Lambda would: each container
 handles one event at a time, and a request that cannot get a container within `queue_wait_s` is answered
 503 + Retry-After. `SerialInvoker` is one container in this process, behind one lock (tests inject a stub
-handler this way); `functions.local_workers.LambdaContainers` is N containers as worker processes (`make run`).
+handler this way); `functions.devserver.workers.LambdaContainers` is N containers as worker processes (`make run`).
 """
 
 from __future__ import annotations

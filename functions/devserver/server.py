@@ -2,12 +2,12 @@
 1.0), has it handled as Lambda would, and turns the proxy response back into HTTP.
 
 Connections: a listen backlog of `LISTEN_BACKLOG` and one thread per connection, so a burst of clients is
-queued by the kernel, not reset; HTTP/1.1 keep-alive. `functions.local_connections` caps the connections
+queued by the kernel, not reset; HTTP/1.1 keep-alive. `functions.devserver.connections` caps the connections
 per client (429 beyond) and in all (503 beyond). Whatever the HTTP layer itself refuses (a malformed request
 line, oversize headers, a body that never arrives) is answered in the API's JSON error shape, and any
 method token reaches the router, which answers 405 with `Allow` on a known path.
 
-Two lanes behind the connections, both invokers of `functions.local_lambda`:
+Two lanes behind the connections, both invokers of `functions.devserver.invokers`:
 - runs: by default `LambdaContainers`, N worker processes (N = `EXEC_LOCAL_MAX_CONCURRENCY`), each one Lambda
   container calling `lambda_handler` one event at a time. Processes, because powertools' resolver keeps the
   current event in class-level state. A request that cannot get a container within
@@ -33,10 +33,10 @@ from functions.api import errors
 from functions.api.errors import HttpError
 from functions.api.handler import lambda_handler, proxy_response
 from functions.api.routes import QUICK_ROUTES
-from functions.local_connections import ConnectionLimits, close_gracefully
-from functions.local_events import build_event, response_parts
-from functions.local_lambda import Invoker, LocalLambdaContext, ProxyHandler, SerialInvoker
-from functions.local_workers import LambdaContainers, WorkerTarget
+from functions.devserver.connections import ConnectionLimits, close_gracefully
+from functions.devserver.events import build_event, response_parts
+from functions.devserver.invokers import Invoker, LocalLambdaContext, ProxyHandler, SerialInvoker
+from functions.devserver.workers import LambdaContainers, WorkerTarget
 from functions.settings import Settings
 
 # Tests and the bench import these from here.

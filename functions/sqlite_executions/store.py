@@ -1,6 +1,6 @@
 """The local execution store: one SQLite file under `EXEC_DATA_DIR`, shared by every process of `make run`.
 
-The HTTP workers only insert, read and cancel rows; the dispatcher (functions/local_async/dispatcher.py)
+The HTTP workers only insert, read and cancel rows; the dispatcher (functions/sqlite_executions/dispatcher.py)
 claims the running ones and runs them. SQLite is the shared truth between processes: a POST on one worker
 and a GET on another see the same row, and a restarted server finds its executions where they were.
 Writes are short `BEGIN IMMEDIATE` transactions, so the capacity check and the insert are one step.
@@ -48,7 +48,7 @@ CREATE TABLE IF NOT EXISTS executions (
 );
 CREATE INDEX IF NOT EXISTS executions_running ON executions (state) WHERE state = 'RUNNING';
 """
-# Tells whether the dispatcher named by an owner id is gone (functions/local_async/owners.py).
+# Tells whether the dispatcher named by an owner id is gone (functions/sqlite_executions/owners.py).
 OwnerCheck = Callable[[str], bool]
 _VIEW_COLUMNS = "execution_id, state, created_at, finished_at, result_json, error, error_message"
 

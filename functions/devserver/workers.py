@@ -33,7 +33,7 @@ from functions import observability, wiring
 from functions.api.errors import from_execution_error, internal_error
 from functions.api.handler import lambda_handler, proxy_response
 from functions.core.errors import BackendUnavailableError, CapacityExhaustedError
-from functions.local_lambda import INVOCATION_TIMEOUT_S, InFlight, LocalLambdaContext
+from functions.devserver.invokers import INVOCATION_TIMEOUT_S, InFlight, LocalLambdaContext
 
 # What a worker process runs for one event: (event, invocation timeout in s) -> proxy response. It crosses
 # into the worker by reference, so it must be a module-level function.

@@ -34,8 +34,8 @@ from functions.core.errors import (
 from functions.core.executions import TIMED_OUT_ERROR, ExecutionFailure, ExecutionState
 from functions.core.models import ExecuteRequest
 from functions.core.workflow import DoneState, RunningState, WorkflowService, retry_rule_for
-from functions.local_async.owners import OwnerLease
-from functions.local_async.store import Claimed, SqliteExecutionStore
+from functions.sqlite_executions.owners import OwnerLease
+from functions.sqlite_executions.store import Claimed, SqliteExecutionStore
 
 logger = logging.getLogger(__name__)
 
