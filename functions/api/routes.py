@@ -29,8 +29,8 @@ from functions.settings import get_settings
 API_TITLE = "code-exec"
 API_VERSION = "1.0"
 API_DESCRIPTION = (
-    "Run Python, JavaScript, C++ or Java in an isolated sandbox and get stdout, stderr, exit code, "
-    "time, memory and a verdict."
+    "Run source code in a fresh isolated sandbox and get stdout, stderr, exit code, time, memory and a "
+    "verdict. GET /languages lists the languages this server runs."
 )
 SWAGGER_PATH = "/swagger"
 OPENAPI_PATH = "/openapi.json"

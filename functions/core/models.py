@@ -40,7 +40,9 @@ class ExecuteRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     language: str = Field(
-        min_length=1, max_length=32, description="python, javascript, cpp, java or an alias"
+        min_length=1,
+        max_length=32,
+        description="A language name or alias from GET /languages (case-insensitive)",
     )
     code: str = Field(description="Source code: base64 of UTF-8 unless encoding is text")
     stdin: str = Field(default="", description="Standard input, encoded like code")

@@ -22,6 +22,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from functions.core.languages import load_registry
+from functions.settings import DEFAULT_RUNNERS_DIR
 from tests.bench.apigw_events import rest_proxy_event
 from tests.bench.eks_stub import eks_stub
 
@@ -54,8 +56,10 @@ def zipped_size_bytes(bundle: Path) -> int:
 
 def lambda_env(bundle: Path, eks_endpoint: str, tmp_dir: str) -> dict[str, str]:
     """The variables the stack gives the function (cdk/execute_function.py) and the runtime's own."""
-    images = {name: f"123456789012.dkr.ecr.{REGION}.amazonaws.com/code-exec-runner-{name}:bench"
-              for name in ("cpp", "java", "javascript", "python")}  # fmt: skip
+    registry = f"123456789012.dkr.ecr.{REGION}.amazonaws.com"
+    images = {
+        spec.name: f"{registry}/{spec.image}:bench" for spec in load_registry(DEFAULT_RUNNERS_DIR).all()
+    }
     return {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "PYTHONPATH": str(bundle),

@@ -16,7 +16,7 @@ from functions.core.spec import PreparedRun, prepare_run
 from functions.policies import sync_policy
 from functions.settings import Settings
 
-# What every runners/<language>/ test program prints.
+# The egress probe below is a Python program, run in that language's runner image.
 PROBE_LANGUAGE = "python"
 # Each connection attempt of the egress probe gives up after this long (a dropped SYN never answers).
 PROBE_CONNECT_TIMEOUT_S = 3.0
