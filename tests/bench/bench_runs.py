@@ -7,7 +7,9 @@ For each language's hello world (its folder's test program), interleaved, N roun
   http          the whole path: HTTP -> local server -> worker process -> handler -> warm sandboxes
 Compiled languages compile every time (each round's source differs by trailing newlines, so the compile
 cache misses); their cache is measured apart: the same source again (hit) against a new one (miss).
-Throughput: interpreted languages' hello world with 1, 2 and 4 clients, through HTTP and bare.
+Throughput: interpreted languages' hello world with 1, 2 and 4 clients, through HTTP and bare, and beside
+them `floor`: the bare program inside the cheapest bubblewrap sandbox with the same namespaces (no cgroup, no
+seccomp, no service), the CPU any fresh-sandbox-per-run design pays on this machine.
 Ratios against `bare` are what matter: absolute numbers move with the machine. Writes results.json and
 ratios.png beside this file.
 """
@@ -17,11 +19,14 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -49,16 +54,29 @@ def variant(source: bytes, round_number: int) -> bytes:
     return source + b"\n" * (round_number + 2)
 
 
-def bare(language: LanguageSpec, source: bytes) -> Action:
+def floor_prefix(bwrap: Path, work_dir: str) -> list[str]:
+    """The cheapest sandbox with the namespaces ours has: /usr read-only, the work dir, /proc, /dev."""
+    return [
+        str(bwrap), "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session",
+        "--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib",
+        "--symlink", "usr/lib64", "/lib64", "--proc", "/proc", "--dev", "/dev",
+        "--bind", work_dir, work_dir, "--chdir", work_dir, "--",
+    ]  # fmt: skip
+
+
+def bare(language: LanguageSpec, source: bytes, *, sandbox: Path | None = None) -> Action:
+    """The toolchain's own commands in a temp dir; with `sandbox` (bubblewrap's path), inside floor_prefix."""
+
     def run(round_number: int) -> None:
         code = variant(source, round_number)
         file_name = source_file_name(language, code)
         with tempfile.TemporaryDirectory() as work_dir:
             (Path(work_dir) / file_name).write_bytes(code)
+            prefix = [] if sandbox is None else floor_prefix(sandbox, work_dir)
             for argv in (language.compile, language.run):
                 if argv is not None:
                     words = [word.replace("{dir}", work_dir) for word in argv]
-                    command = expand(tuple(words), file_name=file_name, memory_mb=256)
+                    command = [*prefix, *expand(tuple(words), file_name=file_name, memory_mb=256)]
                     env = {**BARE_ENV, **language.env}
                     subprocess.run(command, cwd=work_dir, check=True, capture_output=True, env=env)
 
@@ -144,18 +162,24 @@ def measure_throughput(
     languages: list[LanguageSpec], clients: HttpClients, duration_s: float
 ) -> dict[str, Any]:
     results: dict[str, Any] = {}
+    bwrap = get_settings().local_bwrap_path
     for language in (language for language in languages if not language.compiled):
         source = (get_settings().runners_dir / language.name / language.test_program).read_bytes()
         rows = {}
         for count in THROUGHPUT_CLIENTS:
             bare_rate = throughput(bare(language, source), clients=count, duration_s=duration_s)
+            floor_rate = throughput(
+                bare(language, source, sandbox=bwrap), clients=count, duration_s=duration_s
+            )
             http_rate = throughput(
                 clients.action(language, source, vary=False), clients=count, duration_s=duration_s
             )
             rows[str(count)] = {
                 "bare_per_s": bare_rate,
+                "floor_per_s": floor_rate,
                 "http_per_s": http_rate,
                 "ratio": round(http_rate / bare_rate, 2),
+                "floor_ratio": round(floor_rate / bare_rate, 2),
             }
         results[language.name] = rows
         print(f"{language.name:<11} throughput", rows)
@@ -184,6 +208,30 @@ def main() -> int:
     arguments = parser.parse_args()
     observability.set_metrics_enabled(False)
     observability.quiet_logs()
+    with fresh_data_dir():
+        return bench(arguments.rounds, arguments.throughput_seconds)
+
+
+@contextmanager
+def fresh_data_dir() -> Iterator[None]:
+    """A data dir of this run's own (for the workers too, which read the environment): an empty compile cache."""
+    data_dir = Path(tempfile.mkdtemp(prefix="code-exec-bench-"))
+    data_dir.chmod(0o711)  # the sandboxes' uids traverse it to reach their boxes
+    previous = os.environ.get("EXEC_DATA_DIR")
+    os.environ["EXEC_DATA_DIR"] = str(data_dir)
+    get_settings.cache_clear()
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("EXEC_DATA_DIR", None)
+        else:
+            os.environ["EXEC_DATA_DIR"] = previous
+        get_settings.cache_clear()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def bench(rounds: int, throughput_seconds: float) -> int:
     settings = get_settings()
     languages = load_registry(settings.runners_dir).all()
     services = {
@@ -196,13 +244,15 @@ def main() -> int:
     try:
         clients = HttpClients(url)
         results = {
-            "rounds": arguments.rounds,
-            "languages": measure_languages(languages, services, clients, arguments.rounds),
-            "compile_cache": measure_compile_cache(languages, clients, arguments.rounds),
-            "throughput": measure_throughput(languages, clients, arguments.throughput_seconds),
+            "rounds": rounds,
+            "languages": measure_languages(languages, services, clients, rounds),
+            "compile_cache": measure_compile_cache(languages, clients, rounds),
+            "throughput": measure_throughput(languages, clients, throughput_seconds),
         }
     finally:
         stop()
+        for service in services.values():
+            service.backend.close()
     RESULTS_PATH.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     draw(results, CHART_PATH)
     print(f"wrote {RESULTS_PATH} and {CHART_PATH}")

@@ -187,3 +187,38 @@ def test_keep_alive_serves_many_requests_on_one_connection(server: LocalApiServe
         assert server.connections.total == 1
     finally:
         connection.close()
+
+
+def test_kept_alive_answers_are_sent_without_waiting_for_the_clients_ack(fake_backend: FakeBackend) -> None:
+    # Given a server whose handler records its accepted socket's TCP_NODELAY: the status line and headers,
+    # then the body, are two writes, and with Nagle's algorithm the body would wait for the client's delayed
+    # ACK of the headers on every kept-alive request
+    nodelay: list[int] = []
+    local_server = LocalApiServer(
+        ("127.0.0.1", 0), handler=lambda_handler, queue_wait_s=5, request_timeout_s=1.0
+    )
+    serving_handler = local_server.RequestHandlerClass
+
+    class Recording(serving_handler):  # type: ignore[valid-type,misc]
+        def setup(self) -> None:
+            super().setup()
+            nodelay.append(self.connection.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+
+    local_server.RequestHandlerClass = Recording
+    threads = ServingThreads()
+    try:
+        served = threads.serve(local_server)
+
+        # When one connection sends two requests
+        with socket.create_connection(address(served), timeout=WAIT_S) as connection:
+            statuses = []
+            for _ in range(2):
+                connection.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+                statuses.append(read_response(connection).status)
+    finally:
+        threads.stop_all()
+
+    # Then both are answered on it, by a handler whose socket sends small writes at once
+    assert statuses == [200, 200]
+    assert len(nodelay) == 1
+    assert nodelay[0] != 0
