@@ -13,6 +13,7 @@ from functions import observability
 from functions.api.handler import lambda_handler
 from functions.core.protocol import b64decode
 from functions.devserver.server import LocalLambdaContext
+from tests.conformance import registry
 from tests.conftest import EventFactory, FakeBackend, Invoke
 from tests.report_factories import process, report
 
@@ -43,7 +44,13 @@ def test_execute_answers_the_basic_request_with_the_basic_fields_and_the_richer_
     assert b64decode(fake_backend.tasks[0].source_b64) == b'print("Hello, World!")'
 
 
-ALIASES = {"py": "python", "js": "javascript", "node": "javascript", "c++": "cpp", "JAVA": "java"}
+# Every alias of every folder, the odd ones upper-cased (names are case-insensitive).
+ALIASES = {
+    (alias.upper() if index % 2 else alias): spec.name
+    for index, (alias, spec) in enumerate(
+        (alias, spec) for spec in registry().all() for alias in spec.aliases
+    )
+}
 
 
 @pytest.mark.parametrize(("alias", "canonical"), ALIASES.items(), ids=ALIASES.keys())

@@ -12,6 +12,7 @@ from functions import cli, observability
 from functions.core.models import ExecuteResponse, TruncationFlags
 from functions.core.protocol import b64decode
 from functions.core.verdicts import Verdict
+from tests.conformance import registry
 from tests.conftest import FakeBackend
 from tests.report_factories import process, report
 
@@ -68,7 +69,8 @@ def test_run_passes_stdin_args_and_limits(tmp_path: Path, program: Path, fake_ba
     assert task.run.memory_mb == 64 + task.language.runtime_overhead_mb
 
 
-EXTENSIONS = {"main.cpp": "cpp", "Main.java": "java", "app.js": "javascript", "x.PY": "python"}
+# Every folder's source suffix, upper-cased (the match ignores case), on a file named otherwise.
+EXTENSIONS = {f"prog{Path(spec.file_name).suffix.upper()}": spec.name for spec in registry().all()}
 
 
 @pytest.mark.parametrize(("name", "language"), EXTENSIONS.items(), ids=EXTENSIONS.keys())
