@@ -104,6 +104,9 @@ class LocalSandboxSettings(BaseModel):
     # concurrent runs share no per-user kernel state and none is host root in disguise.
     local_sandbox_uid_base: int = Field(default=60000, gt=0)
     local_sandbox_uid_count: int = Field(default=256, gt=0)
+    # Where the leases of those uids are kept: one place per host, whatever each instance's data_dir, so two
+    # services on one machine (a `make run` beside `make test`) never back two live sandboxes with one uid.
+    local_uid_lease_dir: Path = Path("/run/code-exec/uid-leases")
     # Sandboxes started ahead of demand per serving process (each used once); 0 starts every one on demand.
     local_warm_pool_size: int = Field(default=2, ge=0)
     local_warm_idle_s: float = Field(default=600.0, gt=0)

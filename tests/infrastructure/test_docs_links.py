@@ -40,6 +40,8 @@ def test_every_relative_link_resolves(document: Path) -> None:
 
         # Then each names a file of the repository and, with an anchor, one of its headings
         assert resolved.exists(), f"{document.name}: {target} names no file"
-        assert REPO in resolved.parents or resolved == REPO, f"{document.name}: {target} leaves the repository"
+        assert REPO in resolved.parents or resolved == REPO, (
+            f"{document.name}: {target} leaves the repository"
+        )
         if anchor and resolved.suffix == ".md":
             assert anchor in anchors(resolved), f"{document.name}: {target} names no heading"

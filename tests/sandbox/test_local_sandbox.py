@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from functions.backends.local.sandbox import HostSetup, Launch, PhaseLimits, Sandbox
-from functions.core.errors import BackendUnavailableError
+from functions.core.errors import BackendUnavailableError, CapacityExhaustedError
 from functions.core.protocol import ProcessReport, b64decode
 from tests.sandbox_support import sandbox_host
 
@@ -164,6 +164,27 @@ def test_concurrent_sandboxes_have_distinct_host_uids(host: HostSetup) -> None:
             sandbox.close()
     assert len(uids) == 3
     assert all(host.uids.base <= uid < host.uids.base + host.uids.count for uid in uids)
+
+
+def test_two_services_on_one_host_never_share_a_sandbox_uid(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("only root can give each sandbox its own uid")
+    # Given two services with data dirs of their own on one host (a `make run` beside a test run), with a
+    # uid range of two
+    leases = {"local_uid_lease_dir": tmp_path / "leases", "local_sandbox_uid_count": 2}
+    with sandbox_host(**leases) as first, sandbox_host(**leases) as second:
+        # When each starts a sandbox
+        sandboxes = [Sandbox(first, writable_box=False), Sandbox(second, writable_box=False)]
+        try:
+            uids = {_host_uid(sandbox.child_pid) for sandbox in sandboxes}
+
+            # Then they run as two uids, and a third sandbox anywhere finds the range in use
+            with pytest.raises(CapacityExhaustedError):
+                Sandbox(first, writable_box=False)
+        finally:
+            for sandbox in sandboxes:
+                sandbox.close()
+    assert len(uids) == 2
 
 
 def _host_uid(pid: int) -> int:

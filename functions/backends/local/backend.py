@@ -97,7 +97,7 @@ def host_setup(settings: Settings) -> HostSetup:
         uids=UidPool(
             base=settings.local_sandbox_uid_base,
             count=settings.local_sandbox_uid_count,
-            lock_dir=data_dir / "uids",
+            lock_dir=settings.local_uid_lease_dir,
         ),
         boxes=BoxStore(data_dir / "boxes"),
         seccomp_bpf=build_filter_bpf(SeccompProfile.SANDBOX),  # SeccompUnavailableError: never without it

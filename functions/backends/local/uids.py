@@ -2,8 +2,9 @@
 
 Keyrings, the pipe-buffer quota, inotify limits and process counts are kept per user by the kernel: two
 sandboxes backed by the same host uid could reach each other through them. Each sandbox leases one uid of
-`[base, base + count)` for its whole life; leases are `flock`s on one file per uid under the data dir, so they
-are exclusive across every process of the service and vanish with a process that dies.
+`[base, base + count)` for its whole life; leases are `flock`s on one file per uid in one directory per host,
+so they are exclusive across every process of every instance of the service and vanish with a process that
+dies.
 
 Only root can switch to other uids: an unprivileged service runs every sandbox as itself (the lease is then
 a no-op with the service's own uid).
@@ -19,6 +20,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from functions.backends.local.boxes import make_private_dir
 from functions.core.errors import CapacityExhaustedError
 
 
@@ -46,7 +48,7 @@ class UidPool:
         self.switches_uid = os.geteuid() == 0
         self._lock = threading.Lock()
         if self.switches_uid:
-            lock_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            make_private_dir(lock_dir, 0o700)
 
     def lease(self) -> UidLease:
         """A free uid, or CapacityExhaustedError when every uid of the range backs a live sandbox."""
