@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -12,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from functions.backends.local.sandbox import HostSetup, Launch, PhaseLimits, Sandbox
+from functions.backends.local.uids import UidPool
 from functions.core.errors import BackendUnavailableError, CapacityExhaustedError
 from functions.core.protocol import ProcessReport, b64decode
 from tests.sandbox_support import sandbox_host
@@ -185,6 +188,29 @@ def test_two_services_on_one_host_never_share_a_sandbox_uid(tmp_path: Path) -> N
             for sandbox in sandboxes:
                 sandbox.close()
     assert len(uids) == 2
+
+
+def test_a_uid_is_leased_again_only_after_its_leftover_processes_are_killed(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("only root can give each sandbox its own uid")
+    # Given a range of one uid, and a process left running as that uid after its lease ended (what a service
+    # killed mid-start can leave behind)
+    pool = UidPool(base=61000, count=1, lock_dir=tmp_path / "leases")
+    lease = pool.lease()
+    leftover = subprocess.Popen(
+        ["/bin/sleep", "60"], user=lease.uid, group=lease.gid, extra_groups=[], start_new_session=True
+    )
+    lease.release()
+    try:
+        # When the uid is leased again
+        again = pool.lease()
+        again.release()
+
+        # Then the leftover is gone before the uid is handed out
+        assert leftover.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        leftover.kill()
+        leftover.wait()
 
 
 def _host_uid(pid: int) -> int:

@@ -16,6 +16,7 @@ import contextlib
 import fcntl
 import os
 import random
+import signal
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +62,7 @@ class UidPool:
                 uid = self.base + offset
                 fd = self._try_lock(uid)
                 if fd is not None:
+                    kill_leftovers(uid)
                     return UidLease(uid=uid, gid=uid, _fd=fd)
         raise CapacityExhaustedError(
             f"all {self.count} sandbox uids are in use; retry shortly", retry_after_s=1
@@ -75,3 +77,22 @@ class UidPool:
             os.close(fd)
             return None
         return fd
+
+
+def kill_leftovers(uid: int) -> int:
+    """SIGKILL every process still running as `uid`; how many there were.
+
+    A free lease means no live service holds the uid, so anything still running as it was left behind (a
+    service killed while it started a sandbox can leave bubblewrap's monitor behind). A new sandbox must not
+    share its uid, and so its per-user kernel state, with such a leftover.
+    """
+    killed = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):  # the process ended meanwhile
+            if entry.stat(follow_symlinks=False).st_uid == uid:
+                os.kill(int(entry.name), signal.SIGKILL)
+                killed += 1
+    return killed
+
