@@ -79,6 +79,7 @@ def prepare_run(
             memory_limit_mb=memory_limit_mb,
             timeout_s=timeout_s,
             args=_args(request.args, policy),
+            merge_stderr=request.merge_stderr,
         ),
         env=dict(language.env),
         cases=tuple(TaskCase(stdin_b64=b64encode(stdin)) for stdin, _expected in pairs),

@@ -38,6 +38,12 @@ def test_steps_are_resolved_from_the_language() -> None:
     assert task.compile is None
 
 
+@pytest.mark.parametrize("merge_stderr", [False, True], ids=["apart", "merged"])
+def test_the_run_step_carries_whether_stderr_goes_into_stdout(merge_stderr: bool) -> None:
+    task = build_task(request(merge_stderr=merge_stderr), REGISTRY, POLICY)
+    assert task.run.merge_stderr is merge_stderr
+
+
 @pytest.mark.parametrize(
     ("name", "expected"),
     [("py", "python"), ("PYTHON", "python"), ("c++", "cpp"), (" cpp ", "cpp")],
