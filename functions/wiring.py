@@ -66,7 +66,7 @@ def get_workflow() -> WorkflowService:
 def local_store(settings: Settings) -> SqliteExecutionStore:
     return SqliteExecutionStore(
         settings.data_dir / "executions",
-        max_running=settings.async_max_running,
+        max_unfinished=settings.async_max_queued,
         retry_after_s=max(1, settings.async_poll_max_s),
     )
 
@@ -100,5 +100,6 @@ def build_dispatcher(settings: Settings, workflow: WorkflowService) -> Dispatche
         local_store(settings),
         workflow,
         OwnerLease(settings.data_dir / "executions" / "owners"),
+        max_running=settings.async_max_running,
         execution_timeout_s=execution_timeout_s(async_policy(settings)),
     )
