@@ -1,8 +1,9 @@
 """The promise: a new language is one folder under runners/ and nothing else changes.
 
-A copy of the runners tree gets one more folder (a second Python, under another name and alias) and every
-consumer of the language registry picks it up with no code change: lookup and validation, the OpenAPI
-document's enum and examples, the conformance suite, the CDK app's images, and a real run in the sandbox.
+A copy of the runners tree gets one more folder (a second Python, under another name, alias and Judge0
+id) and every consumer of the language registry picks it up with no code change: lookup and validation,
+the OpenAPI document's enum and examples, the conformance suite, the CDK app's images, and a real run in
+the sandbox.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from tests.conformance import conformance_cases, wanted
 from tests.infrastructure.conftest import base_context
 
 NEW_NAME, NEW_ALIAS = "python_next", "pynext"
+# Judge0 CE's id of a Python this tree does not have (2.7): a new folder brings the ids it answers.
+NEW_JUDGE0_ID = 70
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +38,9 @@ def runners(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     shutil.copytree(DEFAULT_RUNNERS_DIR, root)
     shutil.copytree(root / "python", root / NEW_NAME)
     definition = json.loads((root / NEW_NAME / "language.json").read_text())
-    definition.update(name=NEW_NAME, display_name="Python (next)", aliases=[NEW_ALIAS])
+    definition.update(
+        name=NEW_NAME, display_name="Python (next)", aliases=[NEW_ALIAS], judge0_ids=[NEW_JUDGE0_ID]
+    )
     (root / NEW_NAME / "language.json").write_text(json.dumps(definition))
     root.chmod(0o755)
     load_registry.cache_clear()
