@@ -110,6 +110,25 @@ def test_bad_requests_are_permanent_errors(
         build_task(request(**overrides), REGISTRY, POLICY)
 
 
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"code": "%%%"}, "code"),
+        ({"code": b64("   ")}, "code"),
+        ({"test_cases": [{"stdin": "", "expected_output": "@@"}]}, "test_cases[0].expected_output"),
+        ({"stdin": "\ud800", "encoding": "text"}, "stdin"),
+        ({"timeout": 21}, "timeout"),
+        ({"memory_limit_mb": 8}, "memory_limit_mb"),
+        ({"args": ["a\x00b"]}, "args"),
+    ],
+    ids=["code-base64", "code-empty", "case-expected-output", "stdin-surrogate", "timeout", "memory", "args"],
+)
+def test_a_refusal_names_the_field_at_fault(overrides: dict[str, Any], field: str) -> None:
+    with pytest.raises(InvalidRequestError) as caught:
+        build_task(request(**overrides), REGISTRY, POLICY)
+    assert caught.value.field == field
+
+
 def test_expected_outputs_stay_with_the_judge() -> None:
     prepared = prepare_run(
         request(test_cases=[{"stdin": b64("1"), "expected_output": b64("2")}, {"stdin": b64("3")}]),
