@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from functools import cache
 
 from functions.backends.registry import create_backend, create_runs
 from functions.core.backend import ExecutionBackend
 from functions.core.executions import AsyncExecutionService, ExecutionStore
+from functions.core.judge0.service import Judge0Service
 from functions.core.languages import load_registry
 from functions.core.service import ExecutionService
 from functions.core.workflow import PollSchedule, WorkflowService, execution_timeout_s
@@ -92,6 +94,16 @@ def build_executions(settings: Settings) -> AsyncExecutionService:
 @cache
 def get_executions() -> AsyncExecutionService:
     return build_executions(get_settings())
+
+
+def get_judge0() -> Judge0Service:
+    """The /judge0 API on this process's services (built per call: it holds nothing of its own)."""
+    return Judge0Service(
+        runs=get_service(),
+        executions=get_executions(),
+        max_queue_size=get_settings().async_max_queued,
+        clock=lambda: datetime.now(UTC),
+    )
 
 
 def build_dispatcher(settings: Settings, workflow: WorkflowService) -> Dispatcher:
