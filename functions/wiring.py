@@ -13,7 +13,7 @@ from functions.core.judge0.service import Judge0Service
 from functions.core.languages import load_registry
 from functions.core.service import ExecutionService
 from functions.core.workflow import PollSchedule, WorkflowService, execution_timeout_s
-from functions.observability import logger
+from functions.observability import logger, record_execution
 from functions.policies import async_policy, sync_policy
 from functions.settings import Settings, get_settings
 from functions.sqlite_executions.dispatcher import Dispatcher
@@ -103,6 +103,7 @@ def get_judge0() -> Judge0Service:
         executions=get_executions(),
         max_queue_size=get_settings().async_max_queued,
         clock=lambda: datetime.now(UTC),
+        on_run_finished=record_execution,
     )
 
 

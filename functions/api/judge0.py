@@ -34,6 +34,7 @@ from functions.core.judge0.models import (
 from functions.core.judge0.service import SubmitOptions
 from functions.core.judge0.views import ALL_FIELDS, AVAILABLE_FIELDS
 from functions.core.models import ErrorResponse
+from functions.observability import logger
 
 PREFIX = "/judge0"
 # The static paths (for 405 + Allow) and the read-only ones the local server answers in its own process.
@@ -170,6 +171,7 @@ def create_submission(
     answer = wiring.get_judge0().create(
         submission, options, caller=caller_identity(router.current_event), caller_remaining_s=remaining_s
     )
+    logger.info("judge0 submission", extra={"token": answer.get("token"), "wait": options.wait})
     return Response(status_code=HTTPStatus.CREATED, content_type="application/json", body=answer)
 
 

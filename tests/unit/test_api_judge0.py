@@ -18,6 +18,7 @@ from functions import wiring
 from functions.core.executions import AsyncExecutionService
 from functions.core.judge0.views import DEFAULT_FIELDS
 from functions.core.languages import load_registry
+from functions.core.models import ExecuteResponse
 from functions.settings import Settings, get_settings
 from tests.conftest import FakeBackend, Invoke
 from tests.report_factories import process, report
@@ -142,6 +143,15 @@ def test_a_memory_kill_says_so_in_the_message(invoke: Invoke, fake_backend: Fake
     fake_backend.report = report(process(exit_code=None, signal=9, oom_killed=True))
     answer = invoke("POST", f"{SUBMIT}?wait=true&fields=status_id,message", PRINT).json()
     assert answer == {"status_id": 12, "message": "Memory limit exceeded"}
+
+
+def test_a_wait_true_run_is_recorded_like_an_execute_one(
+    invoke: Invoke, fake_backend: FakeBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recorded: list[ExecuteResponse] = []
+    monkeypatch.setattr(wiring, "record_execution", recorded.append)
+    invoke("POST", f"{SUBMIT}?wait=true", PRINT)
+    assert [(response.language, response.verdict) for response in recorded] == [("python", "accepted")]
 
 
 def test_stderr_into_stdout_reaches_the_run(invoke: Invoke, fake_backend: FakeBackend) -> None:

@@ -42,7 +42,7 @@ from functions.core.judge0.views import (
     token_of,
 )
 from functions.core.languages import LanguageSpec
-from functions.core.models import LanguageInfo
+from functions.core.models import ExecuteResponse, LanguageInfo
 from functions.core.service import ExecutionService
 from functions.core.steps import expand
 
@@ -65,6 +65,8 @@ class Judge0Service:
     executions: AsyncExecutionService  # wait=false and batches
     max_queue_size: int  # asynchronous executions not yet ended, at most
     clock: Callable[[], datetime]
+    # Told of every wait=true run's response (the composition root records its metrics, as /execute's).
+    on_run_finished: Callable[[ExecuteResponse], None] | None = None
 
     def about(self) -> About:
         return About(version=JUDGE0_VERSION, homepage=None, source_code=None, maintainer=MAINTAINER)
@@ -116,6 +118,8 @@ class Judge0Service:
             response = self.runs.execute(translated.request, caller_remaining_s=caller_remaining_s)
         except InvalidRequestError as exc:
             raise refusal_of(exc, translated) from exc
+        if self.on_run_finished is not None:
+            self.on_run_finished(response)
         values = run_values(
             response, execution_id=response.execution_id, created_at=created_at, finished_at=self.clock()
         )
