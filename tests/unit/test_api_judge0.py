@@ -273,5 +273,12 @@ def test_openapi_documents_every_judge0_route_and_its_422(invoke: Invoke, fake_b
     }  # fmt: skip
     create = document["paths"]["/judge0/submissions"]["post"]
     assert "FieldErrors" in json.dumps(create["responses"]["422"])
-    language_id = document["components"]["schemas"]["SubmissionRequest"]["properties"]["language_id"]
-    assert language_id["enum"] == LANGUAGE_IDS
+    properties = document["components"]["schemas"]["SubmissionRequest"]["properties"]
+    assert properties["language_id"]["enum"] == LANGUAGE_IDS
+    # What a client may send is what is accepted: an unsupported field only its harmless values
+    assert properties["enable_network"]["anyOf"] == [{"enum": [False]}, {"type": "null"}]
+    assert properties["stack_limit"]["anyOf"] == [{"type": "null"}]
+    memory = properties["memory_limit"]["anyOf"][0]
+    assert (memory["exclusiveMinimum"], memory["maximum"]) == (15 * 1024, 512 * 1024)
+    language = document["paths"]["/judge0/languages/{language_id}"]["get"]["parameters"][0]["schema"]
+    assert language["enum"] == [str(judge0_id) for judge0_id in LANGUAGE_IDS]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AllowInfNan, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 # The Judge0 version this API answers as (clients pick their language-id map by it).
@@ -18,15 +18,9 @@ MAX_BATCH_SIZE = 20  # Judge0's default max_submission_batch_size
 MAX_COMMAND_LINE_CHARS = 512  # Judge0's limit on command_line_arguments and compiler_options
 
 
-def _not_a_boolean(value: object) -> object:
-    if isinstance(value, bool):
-        raise PydanticCustomError("number_type", "Input should be a number, not a boolean")
-    return value
-
-
-# A number as Judge0 reads one: 5, 5.0 or "5"; not true.
-Judge0Number = Annotated[float, BeforeValidator(_not_a_boolean), AllowInfNan(allow_inf_nan=False)]
-Judge0Integer = Annotated[int, BeforeValidator(_not_a_boolean)]
+# A number as Judge0 reads one: 5, 5.0 or "5" (`SubmissionRequest` refuses true and false).
+Judge0Number = Annotated[float, AllowInfNan(allow_inf_nan=False)]
+Judge0Integer = int
 
 _NOT_SUPPORTED = "Not supported by this service: refused (422) unless absent or null"
 
@@ -79,6 +73,24 @@ class SubmissionRequest(BaseModel):
     )
     max_file_size: Judge0Integer | None = Field(default=None, description=_NOT_SUPPORTED)
     enable_network: bool | None = Field(default=None, description="Programs never have a network: false only")
+
+    @field_validator(
+        "language_id",
+        "cpu_time_limit",
+        "wall_time_limit",
+        "memory_limit",
+        "number_of_runs",
+        "cpu_extra_time",
+        "stack_limit",
+        "max_processes_and_or_threads",
+        "max_file_size",
+        mode="before",
+    )
+    @classmethod
+    def _not_a_boolean(cls, value: object) -> object:
+        if isinstance(value, bool):
+            raise PydanticCustomError("number_type", "Input should be a number, not a boolean")
+        return value
 
 
 class BatchRequest(BaseModel):
