@@ -23,6 +23,17 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("health", "GET"),
     ("languages", "GET"),
     ("openapi.json", "GET"),
+    # The Judge0 CE 1.13.1 API (functions/api/judge0.py)
+    ("judge0/about", "GET"),
+    ("judge0/config_info", "GET"),
+    ("judge0/languages", "GET"),
+    ("judge0/languages/{language_id}", "GET"),
+    ("judge0/statuses", "GET"),
+    ("judge0/submissions", "POST"),
+    ("judge0/submissions/batch", "GET"),
+    ("judge0/submissions/batch", "POST"),
+    ("judge0/submissions/{token}", "GET"),
+    ("judge0/submissions/{token}", "DELETE"),
 )
 
 

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from functools import cache
 
 from functions.backends.registry import create_backend, create_runs
 from functions.core.backend import ExecutionBackend
 from functions.core.executions import AsyncExecutionService, ExecutionStore
+from functions.core.judge0.service import Judge0Service
 from functions.core.languages import load_registry
 from functions.core.service import ExecutionService
 from functions.core.workflow import PollSchedule, WorkflowService, execution_timeout_s
-from functions.observability import logger
+from functions.observability import logger, record_execution
 from functions.policies import async_policy, sync_policy
 from functions.settings import Settings, get_settings
 from functions.sqlite_executions.dispatcher import Dispatcher
@@ -66,7 +68,7 @@ def get_workflow() -> WorkflowService:
 def local_store(settings: Settings) -> SqliteExecutionStore:
     return SqliteExecutionStore(
         settings.data_dir / "executions",
-        max_running=settings.async_max_running,
+        max_unfinished=settings.async_max_queued,
         retry_after_s=max(1, settings.async_poll_max_s),
     )
 
@@ -94,11 +96,23 @@ def get_executions() -> AsyncExecutionService:
     return build_executions(get_settings())
 
 
+def get_judge0() -> Judge0Service:
+    """The /judge0 API on this process's services (built per call: it holds nothing of its own)."""
+    return Judge0Service(
+        runs=get_service(),
+        executions=get_executions(),
+        max_queue_size=get_settings().async_max_queued,
+        clock=lambda: datetime.now(UTC),
+        on_run_finished=record_execution,
+    )
+
+
 def build_dispatcher(settings: Settings, workflow: WorkflowService) -> Dispatcher:
     """The runner of local executions (`make run`, `run --async`); None of this in AWS."""
     return Dispatcher(
         local_store(settings),
         workflow,
         OwnerLease(settings.data_dir / "executions" / "owners"),
+        max_running=settings.async_max_running,
         execution_timeout_s=execution_timeout_s(async_policy(settings)),
     )

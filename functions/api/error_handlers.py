@@ -30,15 +30,21 @@ def to_response(error: HttpError) -> Response[str]:
 
 
 def register_error_handlers(
-    app: APIGatewayRestResolver, allowed_methods: Mapping[str, Sequence[str]]
+    app: APIGatewayRestResolver,
+    allowed_methods: Mapping[str, Sequence[str]],
+    *,
+    field_error_prefix: str | None = None,
 ) -> None:
-    """Install the handlers on `app`; `allowed_methods` (path -> methods) turns a wrong method into a 405."""
+    """Install the handlers on `app`; `allowed_methods` (path -> methods) turns a wrong method into a 405.
+    Under `field_error_prefix` a body that fails validation is answered in Judge0's 422 shape."""
 
     def _invalid_request(exc: RequestValidationError) -> Response[str]:
         problems = list(exc.errors())
         json_problem = next((problem for problem in problems if problem.get("type") == "json_invalid"), None)
         if json_problem is not None:
             return to_response(errors.invalid_json(_json_problem(json_problem)))
+        if _fields_answered(app.current_event.path, problems, field_error_prefix):
+            return to_response(errors.fields_invalid(problems))
         return to_response(errors.validation_failed(problems))
 
     def _too_deep(_exc: RecursionError) -> Response[str]:
@@ -72,6 +78,18 @@ def register_error_handlers(
     app.exception_handler(ExecutionError)(_execution_error)
     app.not_found(_no_route)
     app.exception_handler(Exception)(bug_response)
+
+
+def _fields_answered(path: str, problems: Sequence[Mapping[str, object]], prefix: str | None) -> bool:
+    """Judge0 answers 422 for its body's fields; a bad query or path parameter stays a 400."""
+    if prefix is None or not path.startswith(prefix):
+        return False
+    return all(_in_body(problem) for problem in problems)
+
+
+def _in_body(problem: Mapping[str, object]) -> bool:
+    location = problem.get("loc")
+    return isinstance(location, tuple | list) and bool(location) and location[0] == "body"
 
 
 def bug_response(exc: Exception) -> Response[str]:

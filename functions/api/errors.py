@@ -1,11 +1,12 @@
 """The one error -> HTTP table: every error response is built here.
 
 Body: `{"error": "<code>", "message": "<sentence>"}` (+ `execution_id` for 504). Never a stack trace.
+The one other shape is Judge0's 422 under /judge0: `{"<field>": ["<reason>", ...], ...}`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
@@ -16,6 +17,7 @@ from functions.core.errors import (
     DeadlineExceededError,
     ExecutionError,
     IdempotencyKeyReusedError,
+    InvalidFieldsError,
     InvalidRequestError,
     LanguageUnavailableError,
     NotFoundError,
@@ -28,6 +30,7 @@ from functions.core.errors import (
 # Most specific first is not needed: lookup walks the exception's MRO, so a subclass finds its own row
 # before its parent's.
 STATUS_BY_ERROR: dict[type[ExecutionError], HTTPStatus] = {
+    InvalidFieldsError: HTTPStatus.UNPROCESSABLE_ENTITY,  # Judge0's answer to a submission it refuses
     InvalidRequestError: HTTPStatus.BAD_REQUEST,  # includes UnknownLanguageError
     PayloadTooLargeError: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
     LanguageUnavailableError: HTTPStatus.NOT_IMPLEMENTED,  # retrying cannot help: no toolchain here
@@ -54,6 +57,7 @@ METHOD_NOT_ALLOWED = "method_not_allowed"
 PAYLOAD_TOO_LARGE = "payload_too_large"
 UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
 INTERNAL_ERROR = "internal_error"
+INVALID_FIELDS = InvalidFieldsError.error_code
 MALFORMED_REQUEST = "malformed_request"
 REQUEST_TIMEOUT = "request_timeout"
 LENGTH_REQUIRED = "length_required"
@@ -79,8 +83,12 @@ class HttpError:
     message: str
     headers: dict[str, str] = field(default_factory=dict)
     execution_id: str | None = None
+    # Judge0's 422: the body is this map (field -> reasons) instead of the error and message.
+    fields: Mapping[str, Sequence[str]] | None = None
 
     def body(self) -> dict[str, Any]:
+        if self.fields is not None:
+            return {name: list(reasons) for name, reasons in self.fields.items()}
         body: dict[str, Any] = {"error": self.error, "message": self.message}
         if self.execution_id is not None:
             body["execution_id"] = self.execution_id
@@ -99,7 +107,10 @@ def from_execution_error(exc: ExecutionError) -> HttpError:
         retry_after_s = exc.retry_after_s if isinstance(exc, TransientError) else None
         headers["Retry-After"] = str(retry_after_s or DEFAULT_RETRY_AFTER_S)
     execution_id = exc.execution_id if isinstance(exc, DeadlineExceededError) else None
-    return HttpError(status, exc.error_code, exc.message, headers=headers, execution_id=execution_id)
+    fields = exc.problems if isinstance(exc, InvalidFieldsError) else None
+    return HttpError(
+        status, exc.error_code, exc.message, headers=headers, execution_id=execution_id, fields=fields
+    )
 
 
 def invalid_json(detail: str) -> HttpError:
@@ -110,6 +121,15 @@ def validation_failed(errors: Sequence[dict[str, Any]]) -> HttpError:
     """A readable sentence listing every offending field path; never the offending values."""
     problems = "; ".join(_describe(error) for error in errors) or "the request is invalid"
     return HttpError(HTTPStatus.BAD_REQUEST, INVALID_REQUEST, f"invalid request: {problems}")
+
+
+def fields_invalid(errors: Sequence[dict[str, Any]]) -> HttpError:
+    """Judge0's 422 for a body that fails validation: every offending field with its reasons."""
+    fields: dict[str, list[str]] = {}
+    for error in errors:
+        fields.setdefault(field_path(error.get("loc", ())), []).append(_reason(error))
+    message = "; ".join(f"{name}: {', '.join(reasons)}" for name, reasons in fields.items())
+    return HttpError(HTTPStatus.UNPROCESSABLE_ENTITY, INVALID_FIELDS, message, fields=fields)
 
 
 def body_not_text(detail: str) -> HttpError:
@@ -189,8 +209,22 @@ def _describe(error: dict[str, Any]) -> str:
         return "body: a JSON object is required"
     if kind == "model_attributes_type" and location == "body":
         return "body: must be a JSON object"
-    message = str(error.get("msg") or kind or "invalid value")
-    return f"{location}: {message[:1].lower()}{message[1:]}"
+    return f"{location}: {_message(error)}"
+
+
+def _reason(error: dict[str, Any]) -> str:
+    """One reason of a Judge0 422, in Judge0's words where it has some."""
+    kind = str(error.get("type", ""))
+    if kind == "extra_forbidden":
+        return "unknown field"
+    if kind == "missing":
+        return "can't be blank"
+    return _message(error)
+
+
+def _message(error: dict[str, Any]) -> str:
+    message = str(error.get("msg") or error.get("type") or "invalid value")
+    return f"{message[:1].lower()}{message[1:]}"
 
 
 def field_path(location: Sequence[object]) -> str:

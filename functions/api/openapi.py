@@ -3,7 +3,8 @@
 powertools generates the document from the routes and models; `ApiResolver` finishes it with what only the
 running service knows, so a client (or a fuzzer) that trusts the document is not refused for reasons it
 could not read:
-- `language` is an enum of every name and alias in the language registry (runners/*/language.json);
+- `language` is an enum of every name and alias in the language registry (runners/*/language.json), and
+  /judge0's `language_id` an enum of every Judge0 id the registry's folders bring (`judge0_document`);
 - the limits are the policy's (timeout ceiling, memory range, how many args and test cases);
 - one example per language, its own test program, that runs as is;
 - only statuses the service sends: powertools' 422 `HTTPValidationError` goes (invalid input is a 400 from
@@ -25,6 +26,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.openapi.models import OpenAPI
 
 from functions.api.errors import RETRY_AFTER_STATUSES
+from functions.api.judge0_document import describe_judge0
 from functions.core.languages import LanguageRegistry
 from functions.core.spec import LimitPolicy
 
@@ -70,6 +72,7 @@ class ServiceFacts:
             schemas.pop(name, None)
         if REQUEST_SCHEMA in schemas:
             self._describe_request(schemas[REQUEST_SCHEMA]["properties"])
+        describe_judge0(document, self.registry, self.policy)
         if TEST_CASE_SCHEMA in schemas:
             case = schemas[TEST_CASE_SCHEMA]["properties"]
             case["stdin"]["description"] = "Standard input of this case, encoded like code"

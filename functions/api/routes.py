@@ -10,6 +10,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Header
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
 from functions import observability, wiring
+from functions.api import judge0
 from functions.api.cors import cors_config
 from functions.api.error_handlers import register_error_handlers
 from functions.api.executions import caller_identity, status_url
@@ -43,12 +44,13 @@ ALLOWED_METHODS: dict[str, tuple[str, ...]] = {
     "/languages": ("GET",),
     OPENAPI_PATH: ("GET",),
     SWAGGER_PATH: ("GET",),
+    **judge0.METHODS,
 }
 
 # (method, path) of the read-only routes that never start a run: the local server answers them without
 # waiting for a run slot, so /health stays truthful while every slot is busy.
 QUICK_ROUTES: frozenset[tuple[str, str]] = frozenset(
-    ("GET", path) for path in ("/health", "/languages", OPENAPI_PATH, SWAGGER_PATH)
+    ("GET", path) for path in ("/health", "/languages", OPENAPI_PATH, SWAGGER_PATH, *judge0.READ_ONLY_PATHS)
 )
 
 
@@ -64,7 +66,8 @@ def _finish_document(document: Document) -> Document:
 
 app = ApiResolver(finish_document=_finish_document, enable_validation=True, cors=cors_config(get_settings()))
 app.enable_swagger(path=SWAGGER_PATH, title=API_TITLE, version=API_VERSION, description=API_DESCRIPTION)
-register_error_handlers(app, ALLOWED_METHODS)
+register_error_handlers(app, ALLOWED_METHODS, field_error_prefix=judge0.PREFIX + "/")
+app.include_router(judge0.router, prefix=judge0.PREFIX)
 
 
 def _errors(*statuses: HTTPStatus) -> dict[int, OpenAPIResponse]:

@@ -28,13 +28,28 @@ class PermanentError(ExecutionError):
 
 
 class InvalidRequestError(PermanentError):
-    """A field is malformed, unknown or outside its allowed range."""
+    """A field is malformed, unknown or outside its allowed range; `field` names it when one field is at
+    fault (a path in the /execute body: `code`, `timeout`, `test_cases[0].stdin`)."""
 
     error_code = "invalid_request"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class UnknownLanguageError(InvalidRequestError):
     error_code = "unknown_language"
+
+
+class InvalidFieldsError(InvalidRequestError):
+    """Several fields at fault at once, each with its reasons (field path -> sentences)."""
+
+    error_code = "invalid_fields"
+
+    def __init__(self, problems: dict[str, list[str]]) -> None:
+        super().__init__("; ".join(f"{name}: {', '.join(reasons)}" for name, reasons in problems.items()))
+        self.problems = problems
 
 
 class LanguageUnavailableError(PermanentError):

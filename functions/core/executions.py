@@ -94,6 +94,15 @@ class AsyncExecutionService:
 
     def start(self, request: ExecuteRequest, *, idempotency_key: str | None, caller: str) -> ExecutionView:
         """Validate exactly as the run will be validated, then start it: bad input starts nothing."""
+        input_json = self.checked_input(request)
+        if idempotency_key is None:
+            execution_id = new_execution_id()
+        else:
+            execution_id = execution_id_for(idempotency_key, caller=caller)
+        return self.store.start(execution_id, input_json)
+
+    def checked_input(self, request: ExecuteRequest) -> str:
+        """The execution's input once `request` passed every check its run will make (raises otherwise)."""
         prepare_run(request, self.registry, self.policy)
         input_json = execution_input(request)
         size_bytes = len(input_json.encode("utf-8"))
@@ -102,11 +111,7 @@ class AsyncExecutionService:
                 f"the request is {size_bytes} bytes as JSON; an asynchronous execution takes at most "
                 f"{MAX_STATE_BYTES} (Step Functions' input limit): send a large stdin to POST /execute"
             )
-        if idempotency_key is None:
-            execution_id = new_execution_id()
-        else:
-            execution_id = execution_id_for(idempotency_key, caller=caller)
-        return self.store.start(execution_id, input_json)
+        return input_json
 
     def describe(self, execution_id: str) -> ExecutionView:
         return self.store.describe(checked_id(execution_id))

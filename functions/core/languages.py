@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from functools import cache
 from pathlib import Path, PurePosixPath
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -29,6 +30,9 @@ class LanguageSpec(BaseModel):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     display_name: str
     aliases: tuple[str, ...] = ()
+    # The Judge0 CE language ids this language answers under /judge0 (unique across the registry): the
+    # ids of the same language in Judge0 CE's own list, whatever version Judge0 names.
+    judge0_ids: tuple[Annotated[int, Field(ge=1)], ...] = ()
     file_name: str
     source_name_pattern: str | None = None
     compile: tuple[str, ...] | None = None
@@ -76,11 +80,16 @@ class LanguageRegistry:
     def __init__(self, languages: list[LanguageSpec]) -> None:
         self._languages = {language.name: language for language in languages}
         self._by_alias: dict[str, LanguageSpec] = {}
+        self._by_judge0_id: dict[int, LanguageSpec] = {}
         for language in languages:
             for key in (language.name, *language.aliases):
                 if key.lower() in self._by_alias:
                     raise ValueError(f"language name or alias {key!r} is defined twice")
                 self._by_alias[key.lower()] = language
+            for judge0_id in language.judge0_ids:
+                if judge0_id in self._by_judge0_id:
+                    raise ValueError(f"Judge0 language id {judge0_id} is defined twice")
+                self._by_judge0_id[judge0_id] = language
 
     def get(self, name_or_alias: str) -> LanguageSpec:
         language = self._by_alias.get(name_or_alias.strip().lower())
@@ -91,6 +100,13 @@ class LanguageRegistry:
 
     def all(self) -> list[LanguageSpec]:
         return [self._languages[name] for name in sorted(self._languages)]
+
+    def by_judge0_id(self, judge0_id: int) -> LanguageSpec | None:
+        return self._by_judge0_id.get(judge0_id)
+
+    def judge0_ids(self) -> list[tuple[int, LanguageSpec]]:
+        """Every Judge0 id with its language, by id."""
+        return sorted(self._by_judge0_id.items(), key=lambda item: item[0])
 
 
 def load_language(path: Path) -> LanguageSpec:

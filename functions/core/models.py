@@ -57,6 +57,12 @@ class ExecuteRequest(BaseModel):
     encoding: Encoding = Encoding.BASE64
     memory_limit_mb: JsonInteger | None = Field(default=None, gt=0)
     args: list[str] = Field(default_factory=list, description="Command-line arguments of the program")
+    merge_stderr: bool = Field(
+        default=False,
+        strict=True,
+        description="Send the program's stderr into its stdout: one stream, in the order it was written, "
+        "compared with expected_output and answered as stdout (stderr is then empty)",
+    )
     test_cases: list[TestCaseRequest] | None = Field(default=None, min_length=1)
 
 

@@ -59,6 +59,8 @@ class StepSpec(BaseModel):
     timeout_s: float = Field(gt=0)  # wall clock, per run of the command
     memory_mb: int = Field(gt=0)  # every process of the step together (cgroup or container limit)
     address_space_mb: int | None = Field(default=None, gt=0)  # RLIMIT_AS per process, where it helps
+    # The run step only: the program's stderr is its stdout (the compile step's streams are always merged).
+    merge_stderr: bool = False
 
 
 class TaskLimits(BaseModel):

@@ -79,6 +79,7 @@ def prepare_run(
             memory_limit_mb=memory_limit_mb,
             timeout_s=timeout_s,
             args=_args(request.args, policy),
+            merge_stderr=request.merge_stderr,
         ),
         env=dict(language.env),
         cases=tuple(TaskCase(stdin_b64=b64encode(stdin)) for stdin, _expected in pairs),
@@ -119,9 +120,9 @@ def _source(request: ExecuteRequest, policy: LimitPolicy) -> bytes:
     try:
         source.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise InvalidRequestError("code must be UTF-8 text") from exc
+        raise InvalidRequestError("code must be UTF-8 text", field="code") from exc
     if not source.strip():
-        raise InvalidRequestError("code is empty")
+        raise InvalidRequestError("code is empty", field="code")
     return source
 
 
@@ -130,7 +131,9 @@ def _utf8(value: str, field: str) -> bytes:
         return value.encode("utf-8")
     except UnicodeEncodeError as exc:
         # JSON can carry "\ud800"; an unpaired surrogate has no UTF-8 form.
-        raise InvalidRequestError(f"{field} is not valid Unicode (unpaired surrogate escape)") from exc
+        raise InvalidRequestError(
+            f"{field} is not valid Unicode (unpaired surrogate escape)", field=field
+        ) from exc
 
 
 def _decode(value: str, encoding: Encoding, field: str) -> bytes:
@@ -140,7 +143,7 @@ def _decode(value: str, encoding: Encoding, field: str) -> bytes:
         return base64.b64decode(value.encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError) as exc:
         raise InvalidRequestError(
-            f"{field} is not valid base64 (send encoding: text for plain text)"
+            f"{field} is not valid base64 (send encoding: text for plain text)", field=field
         ) from exc
 
 
@@ -151,10 +154,13 @@ def _cases(request: ExecuteRequest, policy: LimitPolicy) -> list[tuple[bytes, by
         pairs = [(_decode(request.stdin, request.encoding, "stdin"), None)]
     else:
         if request.stdin:
-            raise InvalidRequestError("send stdin inside each test case, not beside test_cases")
+            raise InvalidRequestError(
+                "send stdin inside each test case, not beside test_cases", field="stdin"
+            )
         if len(request.test_cases) > policy.max_test_cases:
             raise InvalidRequestError(
-                f"{len(request.test_cases)} test cases; at most {policy.max_test_cases} are allowed"
+                f"{len(request.test_cases)} test cases; at most {policy.max_test_cases} are allowed",
+                field="test_cases",
             )
         pairs = [
             (
@@ -176,12 +182,14 @@ def _cases(request: ExecuteRequest, policy: LimitPolicy) -> list[tuple[bytes, by
 
 def _args(args: list[str], policy: LimitPolicy) -> tuple[str, ...]:
     if len(args) > policy.max_args:
-        raise InvalidRequestError(f"{len(args)} args; at most {policy.max_args} are allowed")
+        raise InvalidRequestError(f"{len(args)} args; at most {policy.max_args} are allowed", field="args")
     for index, arg in enumerate(args):
         if "\x00" in arg:
-            raise InvalidRequestError("args must not contain NUL characters")
+            raise InvalidRequestError("args must not contain NUL characters", field="args")
         if len(_utf8(arg, f"args[{index}]")) > policy.max_arg_bytes:
-            raise InvalidRequestError(f"an argument is longer than {policy.max_arg_bytes} bytes")
+            raise InvalidRequestError(
+                f"an argument is longer than {policy.max_arg_bytes} bytes", field="args"
+            )
     return tuple(args)
 
 
@@ -189,7 +197,7 @@ def _timeout_and_memory(request: ExecuteRequest, policy: LimitPolicy) -> tuple[f
     timeout_s = policy.default_timeout_s if request.timeout is None else request.timeout
     if timeout_s > policy.max_timeout_s:
         raise InvalidRequestError(
-            f"timeout {timeout_s:g} s is above the ceiling of {policy.max_timeout_s:g} s"
+            f"timeout {timeout_s:g} s is above the ceiling of {policy.max_timeout_s:g} s", field="timeout"
         )
     memory_limit_mb = (
         policy.default_memory_limit_mb if request.memory_limit_mb is None else request.memory_limit_mb
@@ -197,6 +205,7 @@ def _timeout_and_memory(request: ExecuteRequest, policy: LimitPolicy) -> tuple[f
     if not policy.min_memory_limit_mb <= memory_limit_mb <= policy.max_memory_limit_mb:
         raise InvalidRequestError(
             f"memory_limit_mb {memory_limit_mb} is outside "
-            f"{policy.min_memory_limit_mb}..{policy.max_memory_limit_mb}"
+            f"{policy.min_memory_limit_mb}..{policy.max_memory_limit_mb}",
+            field="memory_limit_mb",
         )
     return timeout_s, memory_limit_mb

@@ -55,7 +55,13 @@ def compile_step(
 
 
 def run_step(
-    language: LanguageSpec, *, file_name: str, memory_limit_mb: int, timeout_s: float, args: tuple[str, ...]
+    language: LanguageSpec,
+    *,
+    file_name: str,
+    memory_limit_mb: int,
+    timeout_s: float,
+    args: tuple[str, ...],
+    merge_stderr: bool = False,
 ) -> StepSpec:
     """The program's own limit plus its runtime's overhead (a JVM's or node's own heap and code)."""
     memory_mb = memory_limit_mb + language.runtime_overhead_mb
@@ -65,4 +71,5 @@ def run_step(
         timeout_s=timeout_s,
         memory_mb=memory_mb,
         address_space_mb=address_space_mb,
+        merge_stderr=merge_stderr,
     )

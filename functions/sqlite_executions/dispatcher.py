@@ -2,7 +2,8 @@
 
 One thread, in the process that serves `make run` (never in an HTTP worker: workers are replaced when they
 hang, and an execution must not die with a request). Each tick it claims new executions (and those of
-dead dispatchers), cancels the runs of executions cancelled since the last tick, and makes the due submit
+dead dispatchers), the oldest first and only as many as leave it at most `max_running` (the others wait
+in the store for the next free place), cancels the runs of executions cancelled since the last tick, and makes the due submit
 or poll call of each execution, with the waits and retries the state machine would use
 (`functions.core.workflow`).
 
@@ -48,7 +49,7 @@ MAX_RUN_ATTEMPTS = 2
 class _Active:
     execution_id: str
     input_json: str
-    created_at: float
+    started_at: float
     attempts: int
     state: RunningState | None = None  # None: not submitted (or to be submitted again)
     next_at: float = 0.0
@@ -62,6 +63,7 @@ class Dispatcher:
         workflow: WorkflowService,
         lease: OwnerLease,
         *,
+        max_running: int,
         execution_timeout_s: float,
         clock: Callable[[], float] = time.time,
         tick_s: float = TICK_S,
@@ -69,6 +71,7 @@ class Dispatcher:
         self.store = store
         self.workflow = workflow
         self.lease = lease
+        self.max_running = max_running
         self.execution_timeout_s = execution_timeout_s
         self.clock = clock
         self.tick_s = tick_s
@@ -98,13 +101,15 @@ class Dispatcher:
     def tick(self) -> None:
         """One round: claim, notice cancellations, make every due call."""
         now = self.clock()
-        for claimed in self.store.claim(self.owner, owner_is_dead=self.lease.is_dead):
-            self._active[claimed.execution_id] = _resumed(claimed, now)
+        room = self.max_running - len(self._active)
+        if room > 0:
+            for claimed in self.store.claim(self.owner, owner_is_dead=self.lease.is_dead, limit=room):
+                self._active[claimed.execution_id] = _resumed(claimed, now)
         still_running = self.store.running_owned(self.owner)
         for execution_id in [known for known in self._active if known not in still_running]:
             self._forget(execution_id)  # cancelled meanwhile: its run must stop now
         for active in list(self._active.values()):
-            if now - active.created_at > self.execution_timeout_s:
+            if now - active.started_at > self.execution_timeout_s:
                 failure = ExecutionFailure(
                     error=TIMED_OUT_ERROR, message="the execution outlived its timeout"
                 )
@@ -214,7 +219,7 @@ def _resumed(claimed: Claimed, now: float) -> _Active:
     return _Active(
         execution_id=claimed.execution_id,
         input_json=claimed.input_json,
-        created_at=claimed.created_at,
+        started_at=claimed.started_at,
         attempts=claimed.attempts,
         state=state,
         next_at=now,

@@ -1,7 +1,9 @@
 """The local execution store: one SQLite file under `EXEC_DATA_DIR`, shared by every process of `make run`.
 
 The HTTP workers only insert, read and cancel rows; the dispatcher (functions/sqlite_executions/dispatcher.py)
-claims the running ones and runs them. SQLite is the shared truth between processes: a POST on one worker
+claims the running ones, oldest first and as many as it may run at once, and runs them: an execution
+beyond that waits in its row (still RUNNING) until a dispatcher has room for it. SQLite is the shared truth
+between processes: a POST on one worker
 and a GET on another see the same row, and a restarted server finds its executions where they were.
 Writes are short `BEGIN IMMEDIATE` transactions, so the capacity check and the insert are one step.
 The request (code, stdin) is kept only while its execution runs.
@@ -44,13 +46,16 @@ CREATE TABLE IF NOT EXISTS executions (
     run_state TEXT,
     result_json TEXT,
     error TEXT,
-    error_message TEXT
+    error_message TEXT,
+    started_at REAL
 );
 CREATE INDEX IF NOT EXISTS executions_running ON executions (state) WHERE state = 'RUNNING';
 """
 # Tells whether the dispatcher named by an owner id is gone (functions/sqlite_executions/owners.py).
 OwnerCheck = Callable[[str], bool]
 _VIEW_COLUMNS = "execution_id, state, created_at, finished_at, result_json, error, error_message"
+# Columns added after the first schema: a file written by an older version gets them on open.
+_ADDED_COLUMNS = {"started_at": "REAL"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,19 +64,24 @@ class Claimed:
 
     execution_id: str
     input_json: str
-    created_at: float
+    started_at: float  # when a dispatcher first took it: its time limit counts from there, not its wait
     attempts: int
     run_state: str | None  # the workflow's RunningState once the run was submitted
 
 
 class SqliteExecutionStore:
-    def __init__(self, directory: Path, *, max_running: int, retry_after_s: int) -> None:
+    def __init__(self, directory: Path, *, max_unfinished: int, retry_after_s: int) -> None:
+        """`max_unfinished`: executions admitted and not ended (running, or waiting for a dispatcher)."""
         self.path = _private_file(directory, DATABASE_NAME)
-        self.max_running = max_running
+        self.max_unfinished = max_unfinished
         self.retry_after_s = retry_after_s
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
+            present = {row[1] for row in db.execute("PRAGMA table_info(executions)")}
+            for name, kind in _ADDED_COLUMNS.items():
+                if name not in present:
+                    db.execute(f"ALTER TABLE executions ADD COLUMN {name} {kind}")
 
     # --- the ExecutionStore port (the HTTP workers) ---------------------------------------------------
 
@@ -88,9 +98,10 @@ class SqliteExecutionStore:
                     )
             else:
                 (running,) = db.execute("SELECT count(*) FROM executions WHERE state = 'RUNNING'").fetchone()
-                if running >= self.max_running:
+                if running >= self.max_unfinished:
                     raise CapacityExhaustedError(
-                        f"{running} executions are running, the most this server runs at once; retry later",
+                        f"{running} executions are running or waiting to run, the most this server keeps "
+                        "at once; retry later",
                         retry_after_s=self.retry_after_s,
                     )
                 db.execute(
@@ -127,26 +138,28 @@ class SqliteExecutionStore:
 
     # --- the dispatcher's side ------------------------------------------------------------------------
 
-    def claim(self, owner: str, *, owner_is_dead: OwnerCheck) -> list[Claimed]:
-        """Take every running execution nobody owns, or whose owner is dead."""
+    def claim(self, owner: str, *, owner_is_dead: OwnerCheck, limit: int | None = None) -> list[Claimed]:
+        """Take running executions nobody owns, or whose owner is dead: the oldest first, `limit` at most."""
         with self._connect() as db:
             candidates = db.execute(
                 "SELECT execution_id, owner FROM executions WHERE state = 'RUNNING'"
-                " AND (owner IS NULL OR owner != ?)",
+                " AND (owner IS NULL OR owner != ?) ORDER BY created_at, execution_id",
                 (owner,),
             ).fetchall()
-        claimed = []
+        claimed: list[Claimed] = []
         for execution_id, previous in candidates:
+            if limit is not None and len(claimed) >= limit:
+                break
             if previous is not None and not owner_is_dead(previous):
                 continue
             with self._write() as db:
                 taken = db.execute(
-                    "UPDATE executions SET owner = ? WHERE execution_id = ? AND state = 'RUNNING'"
-                    " AND owner IS ?",
-                    (owner, execution_id, previous),
+                    "UPDATE executions SET owner = ?, started_at = coalesce(started_at, ?)"
+                    " WHERE execution_id = ? AND state = 'RUNNING' AND owner IS ?",
+                    (owner, time.time(), execution_id, previous),
                 ).rowcount
                 row = db.execute(
-                    "SELECT input_json, created_at, attempts, run_state FROM executions WHERE execution_id = ?",
+                    "SELECT input_json, started_at, attempts, run_state FROM executions WHERE execution_id = ?",
                     (execution_id,),
                 ).fetchone()
             if taken and row is not None and row[0] is not None:

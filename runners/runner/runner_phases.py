@@ -217,6 +217,7 @@ class RunPhase(Phase):
             timeout_s=timeout_s,
             rlimits=self._limits(step, timeout_s).rlimits(),
             output_limit_bytes=int(self.limits["output_limit_bytes"]),
+            merge_stderr=bool(step.get("merge_stderr", False)),
             stop=stop_everything,
         ).finish()
         return measure.facts(result, sweep())

@@ -5,6 +5,7 @@ backend in AWS (the API's cancel deletes the run itself: a stopped execution run
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -85,6 +86,20 @@ def test_post_then_get_gives_the_execute_response_of_the_state_machine(
         executionArn=machine.state_machine_arn.replace(":stateMachine:", ":execution:") + ":" + execution_id
     )
     assert json.loads(described["input"])["language"] == "python"
+
+
+def test_a_judge0_token_is_a_state_machine_execution(invoke: Invoke, store: StepFunctionsStore) -> None:
+    # Given a Judge0 submission made without waiting, as deployed
+    body = {"source_code": "print(input()[::-1])", "language_id": 71, "stdin": "olleh"}
+    token = invoke("POST", "/judge0/submissions", body).json()["token"]
+    # When it is polled by its token
+    answer: dict[str, Any] = wait_for(
+        lambda: invoke("GET", f"/judge0/submissions/{token}?fields=status_id,stdout").json(),
+        lambda answer: answer["status_id"] > 2,
+    )
+    # Then it is the state machine's execution, done
+    assert answer == {"status_id": 3, "stdout": "hello\n"}
+    assert finished(invoke, uuid.UUID(token).hex)["state"] == "SUCCEEDED"
 
 
 def test_the_same_key_names_one_execution_running_or_closed(

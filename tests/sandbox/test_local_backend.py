@@ -185,3 +185,15 @@ def test_memory_is_the_programs_own_peak(
     # Then the figure is its own peak (the sandbox's cgroup), not the supervisor's or a runtime's floor
     assert response.verdict is Verdict.ACCEPTED
     assert low_kb <= response.memory_kb <= high_kb, response.memory_kb
+
+
+def test_merged_stderr_is_judged_as_stdout_in_write_order(backend: LocalBackend) -> None:
+    # Given a program that alternates between its two streams, its stderr sent into its stdout
+    code = "import sys\nfor n in range(3):\n    print(n, flush=True)\n    print('e', n, file=sys.stderr, flush=True)\n"
+    expected = "0\ne 0\n1\ne 1\n2\ne 2\n"
+    # When it runs against the interleaved text as its expected output
+    response = _execute(
+        backend, "python", code, merge_stderr=True, test_cases=[{"expected_output": expected}]
+    )
+    # Then the one stream is judged, in the order it was written, and stderr is empty
+    assert (response.verdict, response.stdout, response.stderr) == (Verdict.ACCEPTED, expected, "")

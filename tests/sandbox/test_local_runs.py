@@ -158,6 +158,27 @@ def test_an_execution_runs_to_its_execute_response(local: Local) -> None:
     assert view.result.execution_id == started.execution_id  # the run is named after its execution
 
 
+def test_executions_beyond_the_running_limit_wait_for_a_free_place(local: Local) -> None:
+    # Given a dispatcher that runs two at once (the fixture's limit) and three executions
+    dispatcher = local.dispatcher()
+    dispatcher.start()
+    try:
+        started = [
+            local.service.start(
+                python(f"import time\ntime.sleep(1)\nprint({n})"), idempotency_key=None, caller=""
+            )
+            for n in range(3)
+        ]
+        # When two are running, the third waits unclaimed
+        wait_for(lambda: local.store.running_owned(dispatcher.owner), lambda owned: len(owned) == 2)
+        assert local.store.running_owned(dispatcher.owner) == {view.execution_id for view in started[:2]}
+        # Then every one of them runs to its result
+        views = [finished(local, view.execution_id) for view in started]
+    finally:
+        dispatcher.stop()
+    assert [view.result.stdout if view.result else None for view in views] == ["0\n", "1\n", "2\n"]
+
+
 def test_a_cancelled_execution_stops_its_sandbox_and_stays_cancelled(local: Local) -> None:
     dispatcher = local.dispatcher()
     dispatcher.start()

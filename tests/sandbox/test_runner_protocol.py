@@ -67,6 +67,18 @@ def test_the_compile_container_reports_the_compile_step_only(run_pod: RunPod) ->
     assert runner_container.raw["compile"] is None
 
 
+def test_a_merged_run_step_writes_stderr_into_stdout(run_pod: RunPod) -> None:
+    # Given a run step whose stderr goes into its stdout
+    code = "import sys\nprint(1, flush=True)\nprint(2, file=sys.stderr, flush=True)\nprint(3, flush=True)\n"
+    task = make_task("python", code)
+    task = task.model_copy(update={"run": task.run.model_copy(update={"merge_stderr": True})})
+    # When the runner runs it
+    report = run_pod(task).report
+    # Then one stream holds both, in write order
+    assert stdout_of(report) == b"1\n2\n3\n"
+    assert report.cases[0].stderr.total_bytes == 0
+
+
 def test_the_program_sees_the_fixed_environment_and_nothing_of_the_runner(run_pod: RunPod) -> None:
     # Given a task in several env chunks (300 KB of stdin), and a secret in the container's environment
     task = make_task("python", PRINT_ENVIRONMENT, cases=[TaskCase(stdin_b64=b64(b"y" * 300_000))])

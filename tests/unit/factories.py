@@ -30,11 +30,12 @@ POLICY = LimitPolicy(
 )
 
 
-def _language(name: str, aliases: tuple[str, ...]) -> LanguageSpec:
+def _language(name: str, aliases: tuple[str, ...], judge0_ids: tuple[int, ...] = ()) -> LanguageSpec:
     return LanguageSpec(
         name=name,
         display_name=name.title(),
         aliases=aliases,
+        judge0_ids=judge0_ids,
         file_name="main.x",
         run=("run", "{file}"),
         version_command=("run", "--version"),
@@ -43,7 +44,7 @@ def _language(name: str, aliases: tuple[str, ...]) -> LanguageSpec:
     )
 
 
-REGISTRY = LanguageRegistry([_language("python", ("py",)), _language("cpp", ("c++",))])
+REGISTRY = LanguageRegistry([_language("python", ("py",), (71, 92)), _language("cpp", ("c++",), (54,))])
 
 
 def b64(text: str) -> str:

@@ -23,7 +23,7 @@ EXECUTION_ID_PATTERN = r"^[0-9a-f]{32}$"
 
 @pytest.fixture
 def executions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncExecutionService:
-    service = wiring.build_executions(Settings(data_dir=tmp_path, async_max_running=2, async_poll_max_s=5))
+    service = wiring.build_executions(Settings(data_dir=tmp_path, async_max_queued=2, async_poll_max_s=5))
     monkeypatch.setattr(wiring, "get_executions", lambda: service)
     return service
 
@@ -110,7 +110,7 @@ def test_bad_input_is_answered_at_post_and_starts_nothing(
     assert stored(tmp_path) == 0
 
 
-def test_beyond_the_running_limit_post_answers_503_with_retry_after(
+def test_beyond_the_waiting_limit_post_answers_503_with_retry_after(
     invoke: Invoke, executions: AsyncExecutionService
 ) -> None:
     for _ in range(2):

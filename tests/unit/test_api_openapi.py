@@ -23,6 +23,17 @@ STATUSES = {
     ("/executions", "post"): {"202", "400", "413", "415", "422", "429", "502", "503"},
     ("/executions/{execution_id}", "get"): {"200", "404", "429", "502", "503"},
     ("/executions/{execution_id}", "delete"): {"200", "404", "429", "502", "503"},
+    ("/judge0/about", "get"): {"200", "429", "503"},
+    ("/judge0/config_info", "get"): {"200", "429", "503"},
+    ("/judge0/languages", "get"): {"200", "429", "503"},
+    ("/judge0/statuses", "get"): {"200", "429", "503"},
+    ("/judge0/languages/{language_id}", "get"): {"200", "404", "429", "503"},
+    # wait=true adds what /execute answers (501 no toolchain, 504 out of time); Judge0's refusal is a 422
+    ("/judge0/submissions", "post"): {"201", "400", "413", "415", "422", "429", "501", "502", "503", "504"},
+    ("/judge0/submissions/batch", "post"): {"201", "400", "413", "415", "422", "429", "502", "503"},
+    ("/judge0/submissions/batch", "get"): {"200", "400", "429", "502", "503"},
+    ("/judge0/submissions/{token}", "get"): {"200", "400", "404", "429", "502", "503"},
+    ("/judge0/submissions/{token}", "delete"): {"200", "400", "404", "429", "502", "503"},
 }
 
 

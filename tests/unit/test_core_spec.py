@@ -38,6 +38,12 @@ def test_steps_are_resolved_from_the_language() -> None:
     assert task.compile is None
 
 
+@pytest.mark.parametrize("merge_stderr", [False, True], ids=["apart", "merged"])
+def test_the_run_step_carries_whether_stderr_goes_into_stdout(merge_stderr: bool) -> None:
+    task = build_task(request(merge_stderr=merge_stderr), REGISTRY, POLICY)
+    assert task.run.merge_stderr is merge_stderr
+
+
 @pytest.mark.parametrize(
     ("name", "expected"),
     [("py", "python"), ("PYTHON", "python"), ("c++", "cpp"), (" cpp ", "cpp")],
@@ -102,6 +108,25 @@ def test_bad_requests_are_permanent_errors(
     # Given a request that breaks one rule / When it is built / Then a permanent error names the rule
     with pytest.raises(error, match=message_part):
         build_task(request(**overrides), REGISTRY, POLICY)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"code": "%%%"}, "code"),
+        ({"code": b64("   ")}, "code"),
+        ({"test_cases": [{"stdin": "", "expected_output": "@@"}]}, "test_cases[0].expected_output"),
+        ({"stdin": "\ud800", "encoding": "text"}, "stdin"),
+        ({"timeout": 21}, "timeout"),
+        ({"memory_limit_mb": 8}, "memory_limit_mb"),
+        ({"args": ["a\x00b"]}, "args"),
+    ],
+    ids=["code-base64", "code-empty", "case-expected-output", "stdin-surrogate", "timeout", "memory", "args"],
+)
+def test_a_refusal_names_the_field_at_fault(overrides: dict[str, Any], field: str) -> None:
+    with pytest.raises(InvalidRequestError) as caught:
+        build_task(request(**overrides), REGISTRY, POLICY)
+    assert caught.value.field == field
 
 
 def test_expected_outputs_stay_with_the_judge() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import stat
 from pathlib import Path
 
@@ -38,7 +39,7 @@ OTHER_INPUT = execution_input(ExecuteRequest(language="python", code="cHJpbnQoMi
 
 @pytest.fixture
 def store(tmp_path: Path) -> SqliteExecutionStore:
-    return SqliteExecutionStore(tmp_path / "executions", max_running=2, retry_after_s=5)
+    return SqliteExecutionStore(tmp_path / "executions", max_unfinished=2, retry_after_s=5)
 
 
 @pytest.fixture
@@ -60,7 +61,7 @@ def test_a_started_execution_is_running_and_readable_by_another_store_on_the_sam
 ) -> None:
     started = store.start(ID_A, INPUT)
     # Another process (a worker, a restarted server) opens the same file
-    again = SqliteExecutionStore(tmp_path / "executions", max_running=2, retry_after_s=5).describe(ID_A)
+    again = SqliteExecutionStore(tmp_path / "executions", max_unfinished=2, retry_after_s=5).describe(ID_A)
     assert started.state is ExecutionState.RUNNING
     assert again == started
     assert again.finished_at is None
@@ -84,7 +85,9 @@ def test_the_same_id_with_another_input_is_refused(store: SqliteExecutionStore) 
         store.start(ID_A, OTHER_INPUT)
 
 
-def test_beyond_the_running_limit_a_start_is_refused_with_a_retry_hint(store: SqliteExecutionStore) -> None:
+def test_beyond_the_unfinished_limit_a_start_is_refused_with_a_retry_hint(
+    store: SqliteExecutionStore,
+) -> None:
     store.start(ID_A, INPUT)
     store.start(ID_B, INPUT)
     with pytest.raises(CapacityExhaustedError) as caught:
@@ -127,6 +130,50 @@ def test_a_stop_of_a_finished_execution_changes_nothing(store: SqliteExecutionSt
     failure = ExecutionFailure(error="backend_unavailable", message="x")
     store.finish(ID_A, "o", ExecutionState.FAILED, error=failure)
     assert store.stop(ID_A).error == failure
+
+
+def test_a_claim_takes_the_oldest_first_and_no_more_than_its_limit(tmp_path: Path) -> None:
+    # Given three waiting executions, started in this order
+    store = SqliteExecutionStore(tmp_path / "executions", max_unfinished=10, retry_after_s=5)
+    for execution_id in (ID_B, ID_A, "c" * 32):
+        store.start(execution_id, INPUT)
+    # When a dispatcher with room for two claims, then one with room for more
+    first = store.claim("one", owner_is_dead=lambda _owner: False, limit=2)
+    rest = store.claim("two", owner_is_dead=lambda _owner: False, limit=5)
+    # Then the two oldest went to the first, the last one waited for the second
+    assert [claimed.execution_id for claimed in first] == [ID_B, ID_A]
+    assert [claimed.execution_id for claimed in rest] == ["c" * 32]
+
+
+def test_the_start_of_an_execution_is_when_it_was_first_claimed(store: SqliteExecutionStore) -> None:
+    store.start(ID_A, INPUT)
+    (first,) = store.claim("one", owner_is_dead=lambda _owner: False)
+    (taken_over,) = store.claim("two", owner_is_dead=lambda _owner: True)
+    assert first.started_at >= store.describe(ID_A).created_at.timestamp()
+    assert taken_over.started_at == first.started_at  # a takeover does not restart its clock
+
+
+def test_a_file_of_the_first_schema_gains_the_new_columns(tmp_path: Path) -> None:
+    # Given a store file written before executions could wait (no started_at column), holding one
+    directory = tmp_path / "executions"
+    directory.mkdir(mode=0o700)
+    with sqlite3.connect(directory / DATABASE_NAME) as db:
+        db.execute(
+            "CREATE TABLE executions (execution_id TEXT PRIMARY KEY, input_sha256 TEXT NOT NULL,"
+            " input_json TEXT, state TEXT NOT NULL, created_at REAL NOT NULL, finished_at REAL, owner TEXT,"
+            " attempts INTEGER NOT NULL DEFAULT 0, run_state TEXT, result_json TEXT, error TEXT,"
+            " error_message TEXT)"
+        )
+        db.execute(
+            "INSERT INTO executions (execution_id, input_sha256, input_json, state, created_at)"
+            " VALUES (?, 'x', ?, 'RUNNING', 1.0)",
+            (ID_A, INPUT),
+        )
+    # When this version opens it / Then its execution is claimed like any other
+    store = SqliteExecutionStore(directory, max_unfinished=2, retry_after_s=5)
+    (claimed,) = store.claim("one", owner_is_dead=lambda _owner: False)
+    assert claimed.execution_id == ID_A
+    assert claimed.started_at > 1.0
 
 
 def test_only_executions_of_dead_owners_are_taken_over(store: SqliteExecutionStore) -> None:

@@ -80,6 +80,19 @@ def test_launcher_execs_any_argument_verbatim() -> None:
     assert completed.stdout.decode() == "a b|it's|$HOME|`id`|\n||"
 
 
+def test_launcher_can_send_stderr_into_stdout() -> None:
+    limits = ShellLimits(cpu_time_s=5, file_size_bytes=1000, open_files=64)
+    argv = ["sh", "-c", "echo a; echo b >&2; echo c"]
+    merged = subprocess.run(
+        ["/bin/sh", "-c", launch_script(argv, {}, limits, merge_stderr=True)], capture_output=True, check=True
+    )
+    apart = subprocess.run(
+        ["/bin/sh", "-c", launch_script(argv, {}, limits)], capture_output=True, check=True
+    )
+    assert (merged.stdout, merged.stderr) == (b"a\nb\nc\n", b"")
+    assert (apart.stdout, apart.stderr) == (b"a\nc\n", b"b\n")
+
+
 def test_launcher_lowers_the_limits_before_the_exec() -> None:
     limits = ShellLimits(
         cpu_time_s=7, file_size_bytes=4096, open_files=64, address_space_bytes=512 * 1024 * 1024

@@ -189,7 +189,9 @@ class TaskRunner:
             if step.address_space_mb is None
             else step.address_space_mb * 1024 * 1024,
         )
-        report = sandbox.run(Launch(step.argv, task.env), limits, stdin=stdin, cancel=cancel)
+        report = sandbox.run(
+            Launch(step.argv, task.env, step.merge_stderr), limits, stdin=stdin, cancel=cancel
+        )
         if cancel is not None and cancel.is_set():
             raise ExecutionCancelledError(f"execution {task.execution_id} was cancelled")
         if report.timed_out and cut_by_caller:

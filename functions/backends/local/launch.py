@@ -45,7 +45,9 @@ class ShellLimits:
         return lines
 
 
-def launch_script(argv: Sequence[str], env: Mapping[str, str], limits: ShellLimits) -> str:
+def launch_script(
+    argv: Sequence[str], env: Mapping[str, str], limits: ShellLimits, *, merge_stderr: bool = False
+) -> str:
     if not argv:
         raise ValueError("nothing to launch")
     lines = ["set -e", *limits.lines(), "set +e"]
@@ -53,5 +55,6 @@ def launch_script(argv: Sequence[str], env: Mapping[str, str], limits: ShellLimi
         if not _NAME.match(name):
             raise ValueError(f"not an environment variable name: {name!r}")
         lines.append(f"export {name}={quote(value)}")
-    lines.append("exec " + " ".join(quote(word) for word in argv))
+    redirect = " 2>&1" if merge_stderr else ""
+    lines.append("exec " + " ".join(quote(word) for word in argv) + redirect)
     return "\n".join(lines) + "\n"

@@ -63,6 +63,7 @@ class Launch:
 
     argv: tuple[str, ...]
     env: Mapping[str, str] = field(default_factory=dict)
+    merge_stderr: bool = False  # the program's stderr is its stdout
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +214,9 @@ class Sandbox:
         assert self._pipes is not None  # noqa: S101
         if not self.alive():
             raise BackendUnavailableError("the sandbox ended before its task arrived")
-        script = launch_script(launch.argv, launch.env, _shell_limits(limits))
+        script = launch_script(
+            launch.argv, launch.env, _shell_limits(limits), merge_stderr=launch.merge_stderr
+        )
         self.box.write_file(LAUNCH_FILE, script.encode())
         self._cgroup.set_limits(
             memory_limit_mb=limits.memory_limit_mb + self.host.overhead_memory_mb,

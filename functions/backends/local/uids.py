@@ -95,4 +95,3 @@ def kill_leftovers(uid: int) -> int:
                 os.kill(int(entry.name), signal.SIGKILL)
                 killed += 1
     return killed
-
