@@ -175,16 +175,20 @@ def test_a_worker_that_dies_costs_its_request_a_502_and_is_replaced(start_server
 
 
 def test_a_worker_that_does_not_answer_is_replaced(monkeypatch: pytest.MonkeyPatch, gate: Gate) -> None:
-    # Given workers whose invocations may last half a second, with no grace beyond that
+    # Given workers whose invocations may last half a second, with no grace beyond that (and whose start
+    # builds nothing: the fresh worker's start is waited for below, not counted in an invocation)
     monkeypatch.setattr(local_workers, "HUNG_WORKER_GRACE_S", 0.0)
+    monkeypatch.setattr(local_workers, "cold_start", os.getpid)
     containers = LambdaContainers(1, queue_wait_s=0, target=fake_worker, invocation_timeout_s=0.5)
     try:
+        containers.warm()
         # When a request is never released
         hung = from_proxy(containers.invoke(event("/hold", {"port": gate.port})))
 
-        # Then it is answered 502 and the container works again with a fresh worker
+        # Then it is answered 502 and, once its fresh worker has started, the container works again
         assert (hung.status, hung.json()["error"]) == (502, "backend_unavailable")
         assert "did not answer" in hung.json()["message"]
+        containers.warm()
         assert from_proxy(containers.invoke(event("/echo"))).status == 200
     finally:
         containers.close()
