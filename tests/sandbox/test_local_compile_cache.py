@@ -68,6 +68,25 @@ def test_least_recently_used_entries_are_evicted(tmp_path: Path) -> None:
     )
 
 
+def test_a_process_counts_the_entries_other_processes_stored(tmp_path: Path) -> None:
+    # Given two serving processes' caches over one directory that holds two entries, not three
+    root = tmp_path / "cache"
+    first, second = CompileCache(root, max_bytes=3500), CompileCache(root, max_bytes=3500)
+    report = process()
+    for name in ("a", "b"):
+        first.put(name, _artifact(tmp_path, name, 1000), report)
+
+    # When the other process stores a third
+    second.put("c", _artifact(tmp_path, "c", 1000), report)
+
+    # Then it counted the first's entries and evicted the least recently used of all
+    assert (first.get("a") is None, first.get("b") is not None, second.get("c") is not None) == (
+        True,
+        True,
+        True,
+    )
+
+
 @pytest.fixture
 def backend() -> Iterator[LocalBackend]:
     settings = sandbox_settings(local_compile_cache_mb=16)

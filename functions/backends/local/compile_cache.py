@@ -6,6 +6,11 @@ is the directory of files the compile step left (collected by the backend before
 compile step's report (its warnings are shown again). Entries belong to the service and are read-only; run
 sandboxes get hard links to them through a read-only bind, so no program can change what a later run of
 the same source executes. Size is bounded: least recently used entries go first.
+
+Each process keeps the sizes it knows in memory (one walk of the cache when it first stores, then only the
+entries it adds), so a store costs the same with ten entries or ten thousand. Serving processes share the
+directory: every `RESCAN_EVERY` stores a process walks it again to count the others' entries, so the cache
+outgrows its bound by at most what the processes stored between two walks.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 REPORT_FILE = "compile-report.json"
 _ENTRY_FILES = "files"
+RESCAN_EVERY = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +61,8 @@ class CompileCache:
         self.root = make_private_dir(root, 0o711)
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
+        self._sizes: dict[str, int] = {}  # entry name -> bytes, as this process knows them
+        self._stores_until_scan = 0
 
     def get(self, key: str) -> CachedCompile | None:
         entry = self.root / key
@@ -83,24 +91,38 @@ class CompileCache:
             shutil.rmtree(staging, ignore_errors=True)
             return artifacts
         _touch(self.root / key)
-        self._evict()
+        self._account(key)
         return self.root / key / _ENTRY_FILES
 
-    def _evict(self) -> None:
+    def _account(self, key: str) -> None:
+        """Count the new entry, then evict least recently used entries while the cache is over its bound."""
         with self._lock:
-            entries = [
-                (entry.stat().st_mtime, entry)
-                for entry in self.root.iterdir()
-                if not entry.name.startswith(".")
-            ]
-            sizes = {entry: _size(entry) for _, entry in entries}
-            total = sum(sizes.values())
-            for _, entry in sorted(entries):
+            if self._stores_until_scan <= 0:
+                self._sizes = {entry.name: _size(entry) for entry in _entries(self.root)}
+                self._stores_until_scan = RESCAN_EVERY
+            self._stores_until_scan -= 1
+            self._sizes[key] = _size(self.root / key)
+            total = sum(self._sizes.values())
+            if total <= self.max_bytes:
+                return
+            by_last_use = sorted(_entries(self.root), key=_last_use_ns)
+            for entry in by_last_use:
                 if total <= self.max_bytes:
                     return
                 shutil.rmtree(entry, ignore_errors=True)
-                total -= sizes[entry]
+                total -= self._sizes.pop(entry.name, 0)
                 logger.info("evicted compile cache entry %s", entry.name)
+
+
+def _entries(root: Path) -> list[Path]:
+    return [entry for entry in root.iterdir() if not entry.name.startswith(".")]
+
+
+def _last_use_ns(entry: Path) -> int:
+    try:
+        return entry.stat().st_mtime_ns
+    except OSError:  # another process evicted it meanwhile
+        return 0
 
 
 def _touch(entry: Path) -> None:
