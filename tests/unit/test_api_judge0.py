@@ -20,6 +20,7 @@ from functions.core.judge0.views import DEFAULT_FIELDS
 from functions.core.languages import load_registry
 from functions.core.models import ExecuteResponse
 from functions.settings import Settings, get_settings
+from tests.conformance import registry
 from tests.conftest import FakeBackend, Invoke
 from tests.report_factories import process, report
 
@@ -72,14 +73,23 @@ def test_languages_list_every_judge0_id_of_the_registry(invoke: Invoke, fake_bac
 def test_a_language_whose_toolchain_is_missing_is_archived_and_not_listed(
     invoke: Invoke, fake_backend: FakeBackend
 ) -> None:
-    fake_backend.unavailable.add("rust")
+    # Given a compiled language whose toolchain this server lacks, and another one it has
+    missing = next(spec for spec in registry().all() if spec.compile and spec.judge0_ids)
+    present = next(spec for spec in registry().all() if spec.judge0_ids and spec is not missing)
+    fake_backend.unavailable.add(missing.name)
+
+    # When Judge0 clients list the languages and ask for the missing one
     listed = {entry["id"] for entry in invoke("GET", "/judge0/languages").json()}
-    detail = Language(**invoke("GET", "/judge0/languages/73").json())
-    assert 73 not in listed
-    assert 71 in listed
-    assert (detail.is_archived, detail.source_file, detail.run_cmd) == (True, "main.rs", "/box/main")
+    detail = Language(**invoke("GET", f"/judge0/languages/{missing.judge0_ids[0]}").json())
+
+    # Then it is left out of the list, and described as archived, with its commands
+    assert missing.judge0_ids[0] not in listed
+    assert present.judge0_ids[0] in listed
+    assert (detail.is_archived, detail.source_file) == (True, missing.file_name)
     assert detail.compile_cmd is not None
-    assert detail.compile_cmd.startswith("rustc ")
+    assert missing.compile is not None
+    assert detail.compile_cmd.startswith(f"{missing.compile[0]} ")
+    assert detail.run_cmd
 
 
 @pytest.mark.parametrize("language_id", ["999", "abc", "-1"])
