@@ -4,21 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from functions.core.languages import LanguageRegistry, LanguageSpec, load_registry
-from functions.settings import DEFAULT_RUNNERS_DIR
+from functions.core.languages import LanguageRegistry, LanguageSpec
 from tests.unit.factories import REGISTRY
-
-# The ids Judge0 CE 1.13.1 gives the languages of runners/ (its clients' default language-id map).
-JUDGE0_1_13_1_IDS = {
-    50: "c",
-    52: "cpp",
-    54: "cpp",
-    60: "go",
-    62: "java",
-    63: "javascript",
-    71: "python",
-    73: "rust",
-}
 
 
 def spec(name: str, judge0_ids: tuple[int, ...]) -> LanguageSpec:
@@ -42,10 +29,3 @@ def test_a_judge0_id_defined_by_two_languages_is_refused() -> None:
 def test_a_judge0_id_is_a_positive_integer(judge0_id: int) -> None:
     with pytest.raises(ValueError, match="greater than or equal to 1"):
         LanguageSpec.model_validate({**spec("one", ()).model_dump(), "judge0_ids": [judge0_id]})
-
-
-@pytest.mark.parametrize(("judge0_id", "name"), JUDGE0_1_13_1_IDS.items(), ids=str)
-def test_the_runners_answer_judge0_1_13_1_ids(judge0_id: int, name: str) -> None:
-    language = load_registry(DEFAULT_RUNNERS_DIR).by_judge0_id(judge0_id)
-    assert language is not None
-    assert language.name == name
