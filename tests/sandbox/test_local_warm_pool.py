@@ -118,11 +118,16 @@ def test_idle_sandboxes_are_replaced(host: HostSetup) -> None:
     pool = WarmPool(host, size=1, idle_s=0.3)
     pool.start()
     try:
+        # Given a pool whose only sandbox is older than the idle lifetime
         assert pool.wait_until_ready(1, timeout_s=READY_TIMEOUT_S)
         first = pool._ready[0][1]
+        # When the pool's worker notices (it takes the sandbox out of the queue, then destroys it)
         deadline_s = time.monotonic() + READY_TIMEOUT_S
-        while pool._ready and pool._ready[0][1] is first and time.monotonic() < deadline_s:
+        while first.alive() and time.monotonic() < deadline_s:
             time.sleep(0.05)
+        # Then the old sandbox is gone and a fresh one waits in its place
         assert not first.alive()
+        assert pool.wait_until_ready(1, timeout_s=READY_TIMEOUT_S)
+        assert all(sandbox is not first for _, sandbox in pool._ready)
     finally:
         pool.close()
