@@ -87,9 +87,22 @@ def test_a_process_counts_the_entries_other_processes_stored(tmp_path: Path) -> 
     )
 
 
+def test_a_store_leaves_the_callers_copy_even_when_it_is_evicted_at_once(tmp_path: Path) -> None:
+    # Given a cache smaller than the compile output about to be stored
+    cache = CompileCache(tmp_path / "cache", max_bytes=500)
+    artifacts = _artifact(tmp_path, "big", 1000)
+
+    # When it is stored (and, alone over the bound, evicted straight away)
+    cache.put("big", artifacts, process())
+
+    # Then the cache does not keep it, and the run that compiled it still has every byte of its own copy
+    assert cache.get("big") is None
+    assert (artifacts / "main").read_bytes() == b"x" * 1000
+
+
 @pytest.fixture
-def backend() -> Iterator[LocalBackend]:
-    settings = sandbox_settings(local_compile_cache_mb=16)
+def backend(request: pytest.FixtureRequest) -> Iterator[LocalBackend]:
+    settings = sandbox_settings(local_compile_cache_mb=getattr(request, "param", 16))
     backend = create_backend(settings)
     yield backend
     backend.close()
@@ -137,3 +150,18 @@ def test_a_repeated_source_skips_the_compiler_and_cannot_be_tampered_with(backen
     assert (first.compile_cached, second.compile_cached) == (False, True)
     assert first.stdout == second.stdout == "original\n"
     assert hashlib.sha256(binary.read_bytes()).hexdigest() == digest
+
+
+# Three megabytes of initialised data: a binary larger than a one-megabyte cache.
+LARGE_BINARY = "static volatile char blob[3 << 20] = {1};\nint main() { return blob[0] - 1; }\n"
+
+
+@pytest.mark.sandbox
+@pytest.mark.parametrize("backend", [1], indirect=True, ids=["cache-of-1mb"])
+def test_a_compile_output_larger_than_the_cache_still_runs(backend: LocalBackend) -> None:
+    # Given a cache smaller than what the compiler makes of a source
+    # When that source runs twice
+    first, second = _execute(backend, LARGE_BINARY), _execute(backend, LARGE_BINARY)
+    # Then both runs ran their binary (the cache could not keep it, so both compiled)
+    assert (first.verdict, second.verdict) == (Verdict.ACCEPTED, Verdict.ACCEPTED)
+    assert (first.compile_cached, second.compile_cached) == (False, False)

@@ -44,6 +44,19 @@ def make_private_dir(path: Path, mode: int) -> Path:
     return path
 
 
+def link_files(source: Path, destination: Path) -> None:
+    """Hard links in `destination` to every file of `source` (copies when another file system holds them).
+
+    FileNotFoundError when `source` or one of its files is gone meanwhile.
+    """
+    for entry in os.scandir(source):
+        target = destination / entry.name
+        try:
+            os.link(entry.path, target, follow_symlinks=False)
+        except OSError:
+            shutil.copy2(entry.path, target, follow_symlinks=False)
+
+
 class Box:
     """One sandbox's /box on the host."""
 
@@ -60,12 +73,7 @@ class Box:
 
     def link_artifacts(self, artifacts: Path) -> None:
         """Hard links to every file of a compile's artifacts (copies when another file system holds them)."""
-        for entry in os.scandir(artifacts):
-            target = self.path / entry.name
-            try:
-                os.link(entry.path, target, follow_symlinks=False)
-            except OSError:
-                shutil.copy2(entry.path, target, follow_symlinks=False)
+        link_files(artifacts, self.path)
 
     def hand_to(self, uid: int, gid: int) -> None:
         """Make the box the sandbox's own (a compile step writes its output here)."""

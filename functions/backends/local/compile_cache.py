@@ -27,7 +27,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from functions.backends.local.boxes import make_private_dir
+from functions.backends.local.boxes import link_files, make_private_dir
 from functions.core.protocol import ProcessReport, RunnerTask
 
 logger = logging.getLogger(__name__)
@@ -73,26 +73,25 @@ class CompileCache:
         _touch(entry)
         return CachedCompile(artifacts=entry / _ENTRY_FILES, report=report)
 
-    def put(self, key: str, artifacts: Path, report: ProcessReport) -> Path:
-        """Move `artifacts` (a directory on the cache's file system) into the cache; returns where it went.
+    def put(self, key: str, artifacts: Path, report: ProcessReport) -> None:
+        """Store hard links to `artifacts` (a directory on the cache's file system); the caller keeps its own.
 
-        Two runs compiling the same source at once both arrive here; the first rename wins and the other
-        keeps its own copy (the caller removes it with its other temporary files).
+        The caller's run uses its own links, so an eviction (by a later store of this or another serving
+        process, or of this very entry when it alone outgrows the bound) never pulls files from under it.
+        Two runs compiling the same source at once both arrive here; the first rename wins.
         """
         staging = self.root / f".staging-{uuid.uuid4().hex}"
         staging.mkdir(mode=0o755)
         (staging / REPORT_FILE).write_text(report.model_dump_json(), encoding="utf-8")
         try:
-            artifacts.rename(staging / _ENTRY_FILES)
+            (staging / _ENTRY_FILES).mkdir(mode=0o755)
+            link_files(artifacts, staging / _ENTRY_FILES)
             staging.rename(self.root / key)
         except OSError:
-            with contextlib.suppress(OSError):
-                (staging / _ENTRY_FILES).rename(artifacts)
             shutil.rmtree(staging, ignore_errors=True)
-            return artifacts
+            return
         _touch(self.root / key)
         self._account(key)
-        return self.root / key / _ENTRY_FILES
 
     def _account(self, key: str) -> None:
         """Count the new entry, then evict least recently used entries while the cache is over its bound."""

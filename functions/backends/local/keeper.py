@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from functions.backends.local.boxes import ArtifactError, ArtifactLimits
+from functions.backends.local.boxes import ArtifactError, ArtifactLimits, link_files, make_private_dir
 from functions.backends.local.compile_cache import CompileCache, cache_key
 from functions.backends.local.reports import NOT_RUN
 from functions.backends.local.sandbox import Launch, PhaseLimits, Sandbox
@@ -125,14 +125,14 @@ class TaskRunner:
         if self.compile_cache is not None:
             key = cache_key(task, self.versions.toolchain(task.language))
             hit = self.compile_cache.get(key)
-            if hit is not None:
-                return Compiled(hit.report, hit.artifacts, cached=True)
+            if hit is not None and _own_links(hit.artifacts, scratch):
+                return Compiled(hit.report, scratch, cached=True)
         report = self._compile(task, step, clock, scratch, cancel)
         if not compile_succeeded(report):
             return Compiled(report, None)
-        if self.compile_cache is None or key is None:
-            return Compiled(report, scratch)
-        return Compiled(report, self.compile_cache.put(key, scratch, report))
+        if self.compile_cache is not None and key is not None:
+            self.compile_cache.put(key, scratch, report)
+        return Compiled(report, scratch)
 
     def _compile(
         self, task: RunnerTask, step: StepSpec, clock: Clock, artifacts: Path, cancel: threading.Event | None
@@ -199,3 +199,15 @@ class TaskRunner:
                 "the run did not finish inside the request's time budget", execution_id=task.execution_id
             )
         return report
+
+
+def _own_links(entry: Path, scratch: Path) -> bool:
+    """This run's own hard links to a cache entry's files, so that evicting the entry cannot pull them from
+    under the run; False when another run evicted it between the lookup and now."""
+    make_private_dir(scratch, 0o755)
+    try:
+        link_files(entry, scratch)
+    except FileNotFoundError:
+        shutil.rmtree(scratch, ignore_errors=True)
+        return False
+    return True
