@@ -21,10 +21,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 .PHONY: setup
-setup: $(STAMP) system-deps ## Create the virtualenv and install system packages (bubblewrap)
+setup: $(STAMP) system-deps ## Create the virtualenv and install system packages (bubblewrap, libseccomp, missing toolchains)
 
 .PHONY: system-deps
-system-deps: ## Install bubblewrap when missing (needs root; prints what to do otherwise)
+system-deps: ## Install bubblewrap, libseccomp and missing language toolchains (needs root; prints what to do otherwise)
 	@scripts/ensure-system-deps.sh
 
 .PHONY: run

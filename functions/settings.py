@@ -76,7 +76,7 @@ class ExecutionsSettings(BaseModel):
     # executions not yet ended in all (beyond that POST /executions answers 503 + Retry-After).
     async_max_running: int = Field(default=4, gt=0)
     async_max_queued: int = Field(default=100, gt=0)
-    # Poll waits: the first, growing by a second every second poll, up to the last (both engines).
+    # Poll waits: the first, growing by a second every third poll, up to the last (both engines).
     async_poll_initial_s: int = Field(default=1, ge=0)
     async_poll_max_s: int = Field(default=5, ge=0)
 
