@@ -238,6 +238,14 @@ static void probe_watches(void) {
     PROBE("inotify_add_watch", SYS_inotify_add_watch, -1, "/", 1);
 }
 
+static void probe_aio(void) {
+    unsigned long context = 0;
+    PROBE("io_setup", SYS_io_setup, 0, &context);  /* 0 events: EINVAL, nothing allocated, when let through */
+    PROBE("io_submit", SYS_io_submit, 0, 0, NULL);
+    PROBE("io_getevents", SYS_io_getevents, 0, 0, 0, NULL, NULL);
+    PROBE("io_destroy", SYS_io_destroy, 0);
+}
+
 static void probe_personalities(void) {
     probe_personality("personality(READ_IMPLIES_EXEC)", 0x0400000);
     probe_personality("personality(ADDR_NO_RANDOMIZE)", 0x0040000);
@@ -256,6 +264,7 @@ int main(void) {
     probe_tracing();
     probe_system();
     probe_watches();
+    probe_aio();
     probe_personalities();
     probe_sockets();
     probe_i386();

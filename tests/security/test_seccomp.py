@@ -63,6 +63,7 @@ DENIED: dict[str, tuple[str, ...]] = {
     "memory-policy": ("get_mempolicy", "set_mempolicy", "mbind", "migrate_pages", "move_pages"),
     "obsolete": ("nfsservctl", "uselib", "ustat", "sysfs"),
     "inotify": ("inotify_init", "inotify_init1", "inotify_add_watch"),
+    "kernel-aio": ("io_setup", "io_submit", "io_getevents", "io_destroy"),
     "socket-families": ("socket(AF_VSOCK)", "socket(AF_PACKET)", "socket(AF_ALG)",
                         "socket(AF_NETLINK,KOBJECT_UEVENT)", "socket(AF_UNSPEC)", "socket(AF_UNIX|1<<32)",
                         "socketpair(AF_VSOCK)", "i386:socket(AF_VSOCK)", "i386:socketcall(SOCKET,AF_VSOCK)"),
@@ -74,6 +75,7 @@ ALLOWED = ("clone(fork)", "personality(PER_LINUX)", "personality(PER_LINUX32)", 
 RUNTIME_DEFAULT_ALLOWS = frozenset({
     "ptrace(PEEKDATA,parent)", "process_vm_readv(self)", "process_vm_writev(nothing)", "name_to_handle_at",
     "adjtimex", "clock_adjtime", "inotify_init", "inotify_init1", "inotify_add_watch",
+    "io_setup", "io_submit", "io_getevents", "io_destroy",
     "socket(AF_PACKET)", "socket(AF_NETLINK,KOBJECT_UEVENT)", "socket(AF_UNSPEC)", "socket(AF_UNIX|1<<32)",
     "socketpair(AF_VSOCK)",
 })  # fmt: skip

@@ -151,6 +151,9 @@ RULES: tuple[Rule, ...] = (
     Rule(("socket",), DOCKER_ONLY, ((Cmp(0, Op.EQ, AF_ALG),), (Cmp(0, Op.EQ, AF_VSOCK),))),
     # Reading another process: the program must not reach what supervises or reports on it.
     Rule(("ptrace", "process_vm_readv", "process_vm_writev"), SANDBOX_ONLY),
+    # Kernel AIO contexts count against one host-wide limit (fs.aio-max-nr): one run could take them all and
+    # leave none to the others (glibc's POSIX AIO uses threads, not these calls).
+    Rule(("io_setup", "io_destroy", "io_submit", "io_cancel", "io_getevents", "io_pgetevents"), SANDBOX_ONLY),
     # Watches on the shared read-only binds would see other runs and host commands start.
     Rule(("inotify_init", "inotify_init1", "inotify_add_watch"), SANDBOX_ONLY),
     # Docker leaves these open because their harmful halves need capabilities; a judged program needs neither
