@@ -45,13 +45,23 @@ class ApiResolver(APIGatewayRestResolver):
     """powertools' REST resolver whose OpenAPI document (and Swagger UI) goes through `finish_document`."""
 
     def __init__(self, *, finish_document: Callable[[Document], Document], **options: Any) -> None:
-        super().__init__(**options)
+        super().__init__(json_body_deserializer=read_json_body, **options)
         self._finish_document = finish_document
 
     def get_openapi_schema(self, **options: Any) -> OpenAPI:
         generated = super().get_openapi_schema(**options)
         document = generated.model_dump(by_alias=True, exclude_none=True, mode="json")
         return OpenAPI.model_validate(self._finish_document(document))
+
+
+def read_json_body(body: str) -> Any:
+    """json.loads, whose other refusal of a body (an integer of more than Python's 4300 digits) is bad JSON too."""
+    try:
+        return json.loads(body)
+    except json.JSONDecodeError:
+        raise
+    except ValueError as exc:
+        raise json.JSONDecodeError("a number has too many digits", body, 0) from exc
 
 
 @dataclass(frozen=True, slots=True)

@@ -210,7 +210,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
             if self.request_version == HTTP_0_9:
                 self.send_error(HTTPStatus.HTTP_VERSION_NOT_SUPPORTED)
                 return
-            if not METHOD_TOKEN.fullmatch(self.command):
+            # A header line without a colon ends the stdlib's header parsing early (a defect): what followed,
+            # Content-Length included, would be read as the body or as a next request.
+            if not METHOD_TOKEN.fullmatch(self.command) or self.headers.defects:
                 self.send_error(HTTPStatus.BAD_REQUEST)
                 return
             self._serve()
@@ -265,7 +267,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def _content_length(self) -> int | None:
         raw = self.headers.get("Content-Length", "0").strip() or "0"
-        if not raw.isdigit():
+        if not (raw.isascii() and raw.isdigit()):  # "²" is a digit to str.isdigit, not to int()
             return None
         return int(raw)
 

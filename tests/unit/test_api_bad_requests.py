@@ -160,6 +160,12 @@ CASES = {
     # syntax, media type, routing
     "invalid JSON": Case('{"language": "python",', 400, "invalid_json", "not valid JSON"),
     "JSON nested too deeply": Case("[" * 100_000, 400, "invalid_json", "nested too deeply"),
+    "an integer of 5000 digits": Case(
+        '{"language": "python", "code": "", "memory_limit_mb": ' + "9" * 5000 + "}",
+        400,
+        "invalid_json",
+        "too many digits",
+    ),
     "form-encoded body": Case(
         "language=python",
         415,

@@ -84,6 +84,19 @@ HTTP_LAYER = {
         400,
         "invalid_request",
     ),
+    "Content-Length in superscript digits": (
+        b"POST /execute HTTP/1.1\r\nContent-Length: \xb9\xb2\r\n\r\n{}",
+        400,
+        "invalid_request",
+    ),
+    "header line without a colon, hiding Content-Length and a second request": (
+        (
+            b"POST /execute HTTP/1.1\r\nContent-Type: application/json\r\nNoColon\r\nContent-Length: 37\r\n\r\n"
+            b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+        ),
+        400,
+        "malformed_request",
+    ),
     "chunked body": (
         b"POST /execute HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
         411,
