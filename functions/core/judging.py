@@ -58,7 +58,7 @@ def judge_case(  # noqa: PLR0911 - one return per rule, in the documented order
     """The first rule that applies (docs/runner-protocol.md lists them in this order)."""
     if case.not_run:
         return Judgement(Verdict.TIME_LIMIT_EXCEEDED, TIMEOUT_EXIT_CODE, None, _NOT_RUN_NOTE)
-    if case.timed_out or case.signal == signal.SIGXCPU:
+    if case.timed_out or _cpu_limit_hit(case, plan):
         note = f"Time limit exceeded: the program was killed after {plan.timeout_s:g} s"
         return Judgement(Verdict.TIME_LIMIT_EXCEEDED, TIMEOUT_EXIT_CODE, None, note)
     exit_code = case.exit_code if case.signal is None else SIGNAL_EXIT_BASE + case.signal
@@ -93,3 +93,8 @@ def signal_name_of(number: int) -> str:
         return signal.Signals(number).name
     except ValueError:
         return f"SIG{number}"
+
+
+def _cpu_limit_hit(case: ProcessReport, plan: JudgingPlan) -> bool:
+    """SIGXCPU from the CPU-time rlimit (above the time limit), not one the program sent itself."""
+    return case.signal == signal.SIGXCPU and case.cpu_time_s >= plan.timeout_s

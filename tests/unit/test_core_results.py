@@ -76,7 +76,12 @@ VERDICT_TABLE = [
         Verdict.TIME_LIMIT_EXCEEDED, 124, None, id="timed-out",
     ),
     pytest.param(
-        process(exit_code=None, signal=signal.SIGXCPU), None, Verdict.TIME_LIMIT_EXCEEDED, 124, None, id="sigxcpu"
+        process(exit_code=None, signal=signal.SIGXCPU, cpu_time_s=3.0), None,
+        Verdict.TIME_LIMIT_EXCEEDED, 124, None, id="cpu-rlimit-sigxcpu",
+    ),
+    pytest.param(
+        process(exit_code=None, signal=signal.SIGXCPU, cpu_time_s=0.01), None,
+        Verdict.RUNTIME_ERROR, 152, "SIGXCPU", id="sigxcpu-the-program-sent-itself",
     ),
     pytest.param(
         process(exit_code=None, signal=signal.SIGXFSZ), None,
