@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from functions.backends.local.backend import LocalBackend, create_backend
+from functions.backends.local.boxes import ArtifactLimits
 from functions.backends.local.compile_cache import CompileCache, cache_key
 from functions.core.languages import load_registry
 from functions.core.models import ExecuteRequest, ExecuteResponse
@@ -165,3 +166,14 @@ def test_a_compile_output_larger_than_the_cache_still_runs(backend: LocalBackend
     # Then both runs ran their binary (the cache could not keep it, so both compiled)
     assert (first.verdict, second.verdict) == (Verdict.ACCEPTED, Verdict.ACCEPTED)
     assert (first.compile_cached, second.compile_cached) == (False, False)
+
+
+@pytest.mark.sandbox
+def test_a_compile_output_beyond_the_artifact_limits_is_a_compilation_error(backend: LocalBackend) -> None:
+    # Given a backend that keeps at most one file of a compile (the compiler leaves the source and a binary)
+    backend.runner.artifact_limits = ArtifactLimits(max_files=1, max_total_bytes=1 << 20)
+    # When a source compiles
+    response = _execute(backend, "int main() {}")
+    # Then the source's outcome is a compilation error that says why, not a fault of the service
+    assert response.verdict == Verdict.COMPILATION_ERROR
+    assert "the compile step's output was refused: the compiler left 2 files" in response.compile_output

@@ -19,7 +19,7 @@ from typing import Protocol
 
 from functions.backends.local.boxes import ArtifactError, ArtifactLimits, link_files, make_private_dir
 from functions.backends.local.compile_cache import CompileCache, cache_key
-from functions.backends.local.reports import NOT_RUN
+from functions.backends.local.reports import NOT_RUN, output_refused
 from functions.backends.local.sandbox import Launch, PhaseLimits, Sandbox
 from functions.backends.local.versions import VersionCache
 from functions.core.errors import DeadlineExceededError
@@ -29,7 +29,6 @@ from functions.core.protocol import (
     RunnerTask,
     StepSpec,
     b64decode,
-    error_report,
 )
 from functions.core.report_checks import compile_succeeded
 
@@ -94,10 +93,7 @@ class TaskRunner:
         with self._scratch() as scratch:
             compiled = None
             if task.compile is not None:
-                try:
-                    compiled = self._compiled(task, task.compile, clock, scratch, cancel)
-                except ArtifactError as exc:
-                    return error_report(f"the compile step's output was refused: {exc}")
+                compiled = self._compiled(task, task.compile, clock, scratch, cancel)
                 if compiled.artifacts is None:
                     return RunnerReport(language_version=language_version, compile=compiled.report)
             artifacts = None if compiled is None else compiled.artifacts
@@ -142,7 +138,10 @@ class TaskRunner:
             sandbox.box.write_file(task.source_file_name, b64decode(task.source_b64), mode=0o644)
             report = self._run_step(sandbox, task, step, clock, cancel, stdin=b"")
             if compile_succeeded(report):
-                sandbox.box.collect(artifacts, self.artifact_limits)
+                try:
+                    sandbox.box.collect(artifacts, self.artifact_limits)
+                except ArtifactError as exc:
+                    return output_refused(report, f"the compile step's output was refused: {exc}")
             return report
         finally:
             self.sandboxes.release(sandbox)

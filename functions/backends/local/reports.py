@@ -6,9 +6,9 @@ import signal
 
 from functions.core.output_digest import Capture
 from functions.core.process_facts import NOT_RUN, exit_status, stream_report
-from functions.core.protocol import ProcessReport
+from functions.core.protocol import ProcessReport, b64decode
 
-__all__ = ["NOT_RUN", "exit_status", "process_report", "stream_report"]
+__all__ = ["NOT_RUN", "exit_status", "output_refused", "process_report", "stream_report"]
 
 
 def process_report(
@@ -37,3 +37,13 @@ def process_report(
         stdout=stream_report(stdout),
         stderr=stream_report(stderr),
     )
+
+
+def output_refused(compile_step: ProcessReport, reason: str) -> ProcessReport:
+    """A compile whose output the backend refuses (too big, too many files) failed, as a compile error does:
+    the source caused it, not the service. Its output is the compiler's, then the reason; its status 1."""
+    kept = b64decode(compile_step.stdout.data_b64)
+    text = kept + (b"\n" if kept and not kept.endswith(b"\n") else b"") + f"{reason}\n".encode()
+    output = Capture(len(text))
+    output.add(text)
+    return compile_step.model_copy(update={"exit_code": 1, "stdout": stream_report(output)})
