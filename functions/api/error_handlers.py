@@ -66,7 +66,7 @@ def register_error_handlers(
     def _no_route(_exc: RouteNotFoundError) -> Response[str]:
         method = app.current_event.http_method.upper()
         path = app.current_event.path
-        allowed = allowed_methods.get(path)
+        allowed = _allowed(allowed_methods, path)
         if allowed:
             return to_response(errors.method_not_allowed(method, path, allowed))
         return to_response(errors.not_found(path))
@@ -100,6 +100,21 @@ def bug_response(exc: Exception) -> Response[str]:
 
 def log_bug(exc: Exception) -> None:
     logger.exception("unhandled error", exc_info=exc, extra={"error_type": type(exc).__name__})
+
+
+def _allowed(allowed_methods: Mapping[str, Sequence[str]], path: str) -> Sequence[str] | None:
+    """The methods of `path`: its own entry, or a template's whose braced segments stand for any one segment."""
+    if path in allowed_methods:
+        return allowed_methods[path]
+    segments = path.split("/")
+    for template, methods in allowed_methods.items():
+        pattern = template.split("/")
+        if len(pattern) == len(segments) and all(
+            part == segment or (part.startswith("{") and part.endswith("}") and segment)
+            for part, segment in zip(pattern, segments, strict=True)
+        ):
+            return methods
+    return None
 
 
 def _json_problem(problem: Mapping[str, object]) -> str:

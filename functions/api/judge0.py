@@ -37,7 +37,7 @@ from functions.core.models import ErrorResponse
 from functions.observability import logger
 
 PREFIX = "/judge0"
-# The static paths (for 405 + Allow) and the read-only ones the local server answers in its own process.
+# The paths (for 405 + Allow) and the read-only ones the local server answers in its own process.
 METHODS: dict[str, tuple[str, ...]] = {
     f"{PREFIX}/about": ("GET",),
     f"{PREFIX}/config_info": ("GET",),
@@ -45,6 +45,8 @@ METHODS: dict[str, tuple[str, ...]] = {
     f"{PREFIX}/statuses": ("GET",),
     f"{PREFIX}/submissions": ("POST",),
     f"{PREFIX}/submissions/batch": ("GET", "POST"),
+    f"{PREFIX}/languages/{{language_id}}": ("GET",),
+    f"{PREFIX}/submissions/{{token}}": ("DELETE", "GET"),
 }
 READ_ONLY_PATHS = tuple(f"{PREFIX}/{name}" for name in ("about", "config_info", "languages", "statuses"))
 

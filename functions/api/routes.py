@@ -36,10 +36,12 @@ API_DESCRIPTION = (
 SWAGGER_PATH = "/swagger"
 OPENAPI_PATH = "/openapi.json"
 
-# path -> methods, for the 405 answer (and its Allow header) to a known path with a wrong method.
+# path -> methods, for the 405 answer (and its Allow header) to a known path with a wrong method; a segment
+# in braces stands for any one segment.
 ALLOWED_METHODS: dict[str, tuple[str, ...]] = {
     "/execute": ("POST",),
     "/executions": ("POST",),
+    "/executions/{execution_id}": ("DELETE", "GET"),
     "/health": ("GET",),
     "/languages": ("GET",),
     OPENAPI_PATH: ("GET",),

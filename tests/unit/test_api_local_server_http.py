@@ -158,6 +158,10 @@ METHODS = {
     "PROPFIND on /languages": ("PROPFIND", "/languages", 405, "GET"),
     "a made-up method on /execute": ("BREW", "/execute", 405, "POST"),
     "TRACE on an unknown path": ("TRACE", "/nowhere", 404, None),
+    "PUT on an execution": ("PUT", "/executions/" + "a" * 32, 405, "DELETE, GET"),
+    "POST on a Judge0 submission": ("POST", "/judge0/submissions/" + "0" * 32, 405, "DELETE, GET"),
+    "DELETE on a Judge0 language": ("DELETE", "/judge0/languages/71", 405, "GET"),
+    "PUT below an execution": ("PUT", "/executions/" + "a" * 32 + "/more", 404, None),
 }
 
 
