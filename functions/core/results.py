@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Callable
 
 from functions.core.judging import JudgingPlan, judge_case
@@ -19,8 +20,11 @@ from functions.core.verdicts import Verdict, overall_verdict
 RejectionListener = Callable[[str, str], None]
 
 
-def decode_text(data_b64: str) -> str:
-    return b64decode(data_b64).decode("utf-8", errors="replace")
+def decode_text(stream: StreamReport) -> str:
+    """The kept bytes as text; a character the cap cut in two is left out, not replaced by U+FFFD."""
+    kept = b64decode(stream.data_b64)
+    cut = stream.total_bytes > len(kept)
+    return codecs.getincrementaldecoder("utf-8")(errors="replace").decode(kept, final=not cut)
 
 
 def expectations_of(plan: JudgingPlan) -> ReportExpectations:
@@ -48,7 +52,7 @@ def build_response(
         return _failure(Verdict.INTERNAL_ERROR, report.internal_error, common)
     if report.compile is not None and not compile_succeeded(report.compile):
         return _compile_failure(report.compile, plan, common)
-    compile_output = decode_text(report.compile.stdout.data_b64) if report.compile else ""
+    compile_output = decode_text(report.compile.stdout) if report.compile else ""
     results = [
         _case_result(case, plan, expected)
         for case, expected in zip(report.cases, plan.expected_sha256, strict=True)
@@ -86,7 +90,7 @@ def _failure(verdict: Verdict, message: str, common: dict[str, str]) -> ExecuteR
 
 
 def _compile_failure(step: ProcessReport, plan: JudgingPlan, common: dict[str, str]) -> ExecuteResponse:
-    output = decode_text(step.stdout.data_b64)
+    output = decode_text(step.stdout)
     if step.timed_out:
         output += f"\nCompilation timed out after {plan.compile_timeout_s:g} s"
     elif step.oom_killed:
@@ -105,12 +109,12 @@ def _compile_failure(step: ProcessReport, plan: JudgingPlan, common: dict[str, s
 
 def _case_result(case: ProcessReport, plan: JudgingPlan, expected_sha256: str | None) -> TestCaseResult:
     judgement = judge_case(case, plan, expected_sha256)
-    stderr = decode_text(case.stderr.data_b64)
+    stderr = decode_text(case.stderr)
     if judgement.note:
         stderr += ("\n" if stderr and not stderr.endswith("\n") else "") + judgement.note + "\n"
     return TestCaseResult(
         verdict=judgement.verdict,
-        stdout=decode_text(case.stdout.data_b64),
+        stdout=decode_text(case.stdout),
         stderr=stderr,
         exit_code=judgement.exit_code,
         signal=judgement.signal_name,

@@ -148,6 +148,18 @@ def test_invalid_utf8_output_is_replaced_not_rejected() -> None:
     assert response.stdout == "\ufffd\ufffdok"
 
 
+@pytest.mark.parametrize(
+    ("kept", "total_bytes", "text"),
+    [
+        pytest.param(b"ab\xc3", 10, "ab", id="a-character-the-cap-cut-is-left-out"),
+        pytest.param(b"ab\xc3", 3, "ab\ufffd", id="an-unfinished-character-at-the-very-end-is-replaced"),
+    ],
+)
+def test_the_kept_head_of_an_output_is_decoded_whole(kept: bytes, total_bytes: int, text: str) -> None:
+    case = process().model_copy(update={"stdout": stream(kept, total_bytes=total_bytes)})
+    assert build_response(plan(None), report(case)).stdout == text
+
+
 def test_internal_error_is_an_internal_error_verdict() -> None:
     response = build_response(plan(None), RunnerReport(internal_error="boom"))
     assert (response.verdict, response.stderr, response.language_version) == (
