@@ -67,7 +67,8 @@ def register_error_handlers(
         method = app.current_event.http_method.upper()
         path = app.current_event.path
         allowed = _allowed(allowed_methods, path)
-        if allowed:
+        # An allowed method that found no route had a segment its route does not accept: no such resource.
+        if allowed and method not in allowed:
             return to_response(errors.method_not_allowed(method, path, allowed))
         return to_response(errors.not_found(path))
 

@@ -162,6 +162,7 @@ METHODS = {
     "POST on a Judge0 submission": ("POST", "/judge0/submissions/" + "0" * 32, 405, "DELETE, GET"),
     "DELETE on a Judge0 language": ("DELETE", "/judge0/languages/71", 405, "GET"),
     "PUT below an execution": ("PUT", "/executions/" + "a" * 32 + "/more", 404, None),
+    "GET of an execution id no route accepts": ("GET", "/executions/a%20b", 404, None),
 }
 
 
