@@ -69,3 +69,24 @@ def header(event: Mapping[str, Any], name: str) -> str | None:
 
 def media_type(content_type: str) -> str:
     return content_type.split(";", 1)[0].strip().lower()
+
+
+def with_lowercase_media_type(event: Mapping[str, Any]) -> dict[str, Any]:
+    """The event with its Content-Type's media type in lower case: media types are case-insensitive, but the
+    resolver compares them as written (`APPLICATION/JSON` would be a 415 after this guard accepted it)."""
+
+    def lowered(name: str, value: Any) -> Any:
+        if name.lower() != "content-type" or not isinstance(value, str):
+            return value
+        media, separator, parameters = value.partition(";")
+        return media.strip().lower() + separator + parameters
+
+    result = dict(event)
+    if event.get("headers"):
+        result["headers"] = {name: lowered(name, value) for name, value in event["headers"].items()}
+    if event.get("multiValueHeaders"):
+        result["multiValueHeaders"] = {
+            name: [lowered(name, value) for value in values] if isinstance(values, list) else values
+            for name, values in event["multiValueHeaders"].items()
+        }
+    return result

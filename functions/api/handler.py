@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.api.error_handlers import log_bug
 from functions.api.errors import HttpError, internal_error
-from functions.api.guards import reject_before_parsing
+from functions.api.guards import reject_before_parsing, with_lowercase_media_type
 from functions.api.routes import app
 from functions.observability import logger, publish_metrics, record_error
 from functions.settings import get_settings
@@ -25,7 +25,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         record_error(rejection.error)
         return proxy_response(rejection)
     try:
-        return app.resolve(event, context)
+        return app.resolve(with_lowercase_media_type(event), context)
     except Exception as exc:  # noqa: BLE001 - an event the router cannot read still gets a JSON 500
         log_bug(exc)
         failure = internal_error()

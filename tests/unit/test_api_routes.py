@@ -64,6 +64,26 @@ def test_aliases_resolve_to_the_canonical_language(
     assert fake_backend.tasks[0].language.name == canonical
 
 
+@pytest.mark.parametrize(
+    "content_type",
+    ["APPLICATION/JSON", "Application/Json; charset=UTF-8"],
+    ids=["upper-case", "mixed-with-charset"],
+)
+def test_the_json_media_type_is_case_insensitive(
+    invoke: Invoke, fake_backend: FakeBackend, content_type: str
+) -> None:
+    # When a client spells the media type in another case (RFC 9110: it is case-insensitive)
+    response = invoke(
+        "POST",
+        "/execute",
+        {"language": "python", "encoding": "text", "code": "x"},
+        headers={"Content-Type": content_type},
+    )
+    # Then the request is served like any other
+    assert response.status == 200
+    assert len(fake_backend.tasks) == 1
+
+
 def test_text_encoding_takes_code_and_stdin_verbatim(invoke: Invoke, fake_backend: FakeBackend) -> None:
     invoke("POST", "/execute", {"language": "py", "encoding": "text", "code": "print(2)", "stdin": "é\n"})
 
