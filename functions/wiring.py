@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 from functools import cache
+from pathlib import Path
 
 from functions.backends.registry import create_backend, create_runs
 from functions.core.backend import ExecutionBackend
@@ -65,9 +66,14 @@ def get_workflow() -> WorkflowService:
     return build_workflow(get_settings(), get_service().backend)
 
 
+def local_executions_dir(data_dir: Path) -> Path:
+    """Where local executions live (`make run`, `run --async`): their SQLite database and its owner lease."""
+    return data_dir / "executions"
+
+
 def local_store(settings: Settings) -> SqliteExecutionStore:
     return SqliteExecutionStore(
-        settings.data_dir / "executions",
+        local_executions_dir(settings.data_dir),
         max_unfinished=settings.async_max_queued,
         retry_after_s=max(1, settings.async_poll_max_s),
     )
@@ -112,7 +118,7 @@ def build_dispatcher(settings: Settings, workflow: WorkflowService) -> Dispatche
     return Dispatcher(
         local_store(settings),
         workflow,
-        OwnerLease(settings.data_dir / "executions" / "owners"),
+        OwnerLease(local_executions_dir(settings.data_dir) / "owners"),
         max_running=settings.async_max_running,
         execution_timeout_s=execution_timeout_s(async_policy(settings)),
     )

@@ -7,7 +7,6 @@ import os
 import re
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ import pytest
 from functions.backends.local.backend import host_setup
 from functions.backends.local.sandbox import HostSetup
 from functions.settings import Settings
-from tests.async_support import wait_for
+from tests.async_support import stored_executions, wait_for
 from tests.http_support import ApiResponse, http_call
 from tests.sandbox_support import assert_nothing_left, sandbox_settings
 
@@ -129,9 +128,7 @@ class LocalHost:
         return self.sandboxes_running()
 
     def stored(self) -> int:
-        with sqlite3.connect(self.settings.data_dir / "executions" / "executions.sqlite3") as db:
-            (count,) = db.execute("SELECT count(*) FROM executions").fetchone()
-        return int(count)
+        return stored_executions(self.settings.data_dir)
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ from functions.api.handler import lambda_handler
 from functions.core.executions import AsyncExecutionService
 from functions.devserver.server import LocalLambdaContext
 from functions.settings import Settings
+from tests.async_support import stored_executions
 from tests.conftest import Invoke
 from tests.http_support import from_proxy
 
@@ -26,12 +26,6 @@ def executions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncExecutio
     service = wiring.build_executions(Settings(data_dir=tmp_path, async_max_queued=2, async_poll_max_s=5))
     monkeypatch.setattr(wiring, "get_executions", lambda: service)
     return service
-
-
-def stored(tmp_path: Path) -> int:
-    with sqlite3.connect(tmp_path / "executions" / "executions.sqlite3") as db:
-        (count,) = db.execute("SELECT count(*) FROM executions").fetchone()
-    return int(count)
 
 
 def test_post_answers_202_with_the_status_url_in_body_and_location(
@@ -74,7 +68,7 @@ def test_the_same_idempotency_key_answers_the_same_execution(
     assert first.status == again.status == other.status == 202
     assert first.json() == again.json()
     assert other.json()["execution_id"] != first.json()["execution_id"]
-    assert stored(tmp_path) == 2
+    assert stored_executions(tmp_path) == 2
 
 
 def test_a_key_reused_for_another_request_is_refused_with_422(
@@ -107,7 +101,7 @@ def test_bad_input_is_answered_at_post_and_starts_nothing(
     body, headers, status, error = case
     response = invoke("POST", "/executions", body, headers=headers)
     assert (response.status, response.json()["error"]) == (status, error)
-    assert stored(tmp_path) == 0
+    assert stored_executions(tmp_path) == 0
 
 
 def test_beyond_the_waiting_limit_post_answers_503_with_retry_after(

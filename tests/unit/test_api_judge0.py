@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import sqlite3
 import uuid
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from functions.core.judge0.views import DEFAULT_FIELDS
 from functions.core.languages import load_registry
 from functions.core.models import ExecuteResponse
 from functions.settings import Settings, get_settings
+from tests.async_support import stored_executions
 from tests.conformance import registry
 from tests.conftest import FakeBackend, Invoke
 from tests.report_factories import process, report
@@ -34,12 +34,6 @@ def executions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncExecutio
     service = wiring.build_executions(Settings(data_dir=tmp_path, async_max_queued=3))
     monkeypatch.setattr(wiring, "get_executions", lambda: service)
     return service
-
-
-def stored(tmp_path: Path) -> int:
-    with sqlite3.connect(tmp_path / "executions" / "executions.sqlite3") as db:
-        (count,) = db.execute("SELECT count(*) FROM executions").fetchone()
-    return int(count)
 
 
 def b64(text: str) -> str:
@@ -198,7 +192,7 @@ def test_a_refused_submission_is_judge0s_422_and_starts_nothing(
     response = invoke("POST", path, body)
     assert (response.status, response.json()) == (422, problems)
     assert fake_backend.tasks == []
-    assert stored(tmp_path) == 0
+    assert stored_executions(tmp_path) == 0
 
 
 @pytest.mark.parametrize(
