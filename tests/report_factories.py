@@ -1,4 +1,4 @@
-"""Facts-only reports for tests that need one without running anything (the shapes of docs/runner-protocol.md)."""
+"""Evidence-only reports for tests that need one without running anything (shapes of docs/runner-protocol.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What the API document states about /judge0 beyond what the models say (ServiceFacts calls this).
+"""What the API document states about /judge0 beyond what the models say (ServiceDescription calls this).
 
 The models accept what Judge0 accepts, so that a value this service cannot honour gets a 422 naming the
 reason; the document states the values that are accepted, so that a client (or a fuzzer) that trusts it

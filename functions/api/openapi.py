@@ -65,7 +65,7 @@ def read_json_body(body: str) -> Any:
 
 
 @dataclass(frozen=True, slots=True)
-class ServiceFacts:
+class ServiceDescription:
     """What the document states about the running service."""
 
     registry: LanguageRegistry

@@ -14,7 +14,7 @@ from functions.api import judge0
 from functions.api.cors import cors_config
 from functions.api.error_handlers import register_error_handlers
 from functions.api.executions import caller_identity, status_url
-from functions.api.openapi import ApiResolver, Document, ServiceFacts
+from functions.api.openapi import ApiResolver, Document, ServiceDescription
 from functions.core.executions import MAX_IDEMPOTENCY_KEY_CHARS, ExecutionAccepted, ExecutionView
 from functions.core.languages import load_registry
 from functions.core.models import (
@@ -58,12 +58,12 @@ QUICK_ROUTES: frozenset[tuple[str, str]] = frozenset(
 
 def _finish_document(document: Document) -> Document:
     settings = get_settings()
-    facts = ServiceFacts(
+    description = ServiceDescription(
         registry=load_registry(settings.runners_dir),
         policy=wiring.sync_policy(settings),
         runners_dir=settings.runners_dir,
     )
-    return facts.finish(document)
+    return description.finish(document)
 
 
 app = ApiResolver(finish_document=_finish_document, enable_validation=True, cors=cors_config(get_settings()))

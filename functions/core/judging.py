@@ -1,4 +1,4 @@
-"""Verdicts, decided in the service from a report's facts (docs/runner-protocol.md, "Judging").
+"""Verdicts, decided in the service from a report's evidence (docs/runner-protocol.md, "Judging").
 
 Nothing the program can write decides its verdict: the supervisor reports how each process ended and the
 digest of what it printed; the expected outputs never leave the service (the plan keeps their digests).

@@ -1,9 +1,9 @@
-"""How a process tree ended, as facts: the one reading of exit statuses and of kills seen from outside.
+"""How a process tree ended, as evidence: the one reading of exit statuses and of kills seen from outside.
 
 Both backends build reports here. A shell (bubblewrap's status, a container runtime's exit code) reports
-death by signal N as 128 + N; a process tree that left no facts of its own — killed at its deadline, or
+death by signal N as 128 + N; a process tree that left no evidence of its own — killed at its deadline, or
 by the kernel for memory — gets them from what its supervisor or the cluster saw. Verdicts are decided
-from these facts by `functions.core.judging`, never here.
+from this evidence by `functions.core.judging`, never here.
 """
 
 from __future__ import annotations

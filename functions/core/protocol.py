@@ -1,7 +1,7 @@
-"""The supervisor contract (docs/runner-protocol.md): the task document in, the report of facts out.
+"""The supervisor contract (docs/runner-protocol.md): the task document in, the report of evidence out.
 
 A task carries only what the program may see: its source, each case's stdin, its arguments and limits.
-Expected outputs never leave the service. The report carries facts only — how each process ended, what it
+Expected outputs never leave the service. The report carries evidence only — how each process ended, what it
 printed (capped, with the normalised digest of everything it printed), its time and memory — never a
 verdict: the core judges (functions/core/judging.py). The same documents travel over a pod log (the pod's
 runner, runners/runner) and are built in memory by the local sandbox backend, which supervises from outside
@@ -125,7 +125,7 @@ class ProcessReport(BaseModel):
 
 
 class RunnerReport(BaseModel):
-    """The facts of one task. `internal_error` says why the supervisor could not finish it."""
+    """The evidence of one task. `internal_error` says why the supervisor could not finish it."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

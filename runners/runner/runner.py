@@ -1,10 +1,10 @@
-"""The runner program: PID 1 of a runner container. One task in (env chunks), one report of facts out (stdout).
+"""The runner program: PID 1 of a runner container. One task in (env chunks), one evidence report out (stdout).
 
 Standard library only. The job builder starts it in each container of a run's pod with RUNNER_PHASE set:
 `compile` in the init container (compile the source into /box), `run` in the main container (every case).
 It protects itself before anything else (runner_guard: PID 1 signal rules, non-dumpable), so the program it
 starts can neither stop, trace, read nor impersonate it. The documents are functions/core/protocol.py's
-(RunnerTask, RunnerReport) and docs/runner-protocol.md's; it writes facts, never a verdict.
+(RunnerTask, RunnerReport) and docs/runner-protocol.md's; it writes evidence, never a verdict.
 
 Exit status: 0 when the pod may go on; 1 when it must stop (the compile step failed, or the runner could not
 do its work) — a failed init container ends the pod, as Kubernetes does, and its report says why.

@@ -1,8 +1,8 @@
-"""The runner's two documents: reading the task from the environment, writing the report's facts.
+"""The runner's two documents: reading the task from the environment, writing the report's evidence.
 
 Standard library only (binascii instead of base64, which costs start-up time on every request). The shapes
-are functions/core/protocol.py's (RunnerTask in, RunnerReport out) and docs/runner-protocol.md's: facts only,
-never a verdict — the service judges.
+are functions/core/protocol.py's (RunnerTask in, RunnerReport out) and docs/runner-protocol.md's: evidence
+only, never a verdict — the service judges.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def stream(capture: Capture) -> Json:
 
 
 def process(result: ProcessResult, *, cpu_time_s: float, memory_kb: int, oom_killed: bool) -> Json:
-    """The facts of one step: how its main process ended, and figures over all of its processes."""
+    """The evidence of one step: how its main process ended, and figures over all of its processes."""
     return {
         "exit_code": result.exit_code,
         "signal": result.signal_number,

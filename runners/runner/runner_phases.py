@@ -104,7 +104,7 @@ class Measure:
         self.cgroup_peak = memory.reset_peak()
         self.cpu = _children_cpu_s()
 
-    def facts(self, result: ProcessResult, reaped_max_rss_kb: int) -> Json:
+    def evidence(self, result: ProcessResult, reaped_max_rss_kb: int) -> Json:
         peak_kb = self.memory.peak_kb() if self.cgroup_peak else None
         oom_kills = self.memory.oom_kills()
         return process(
@@ -173,14 +173,14 @@ class CompilePhase(Phase):
         finally:
             language_version = probe.result()
         result = pump.finish()
-        facts = measure.facts(result, sweep())
+        evidence = measure.evidence(result, sweep())
         for directory in SCRATCH_DIRS:
             empty_dir(directory)
         succeeded = result.exit_code == 0 and not result.timed_out
         if succeeded:
             empty_dir(STATE_DIR)  # nothing the compile step left there survives
             write_new_file(STATE_DIR, BUDGET_FILE, repr(self.started_epoch_s).encode(), SOURCE_MODE)
-        return report(language_version, facts, []), succeeded
+        return report(language_version, evidence, []), succeeded
 
 
 class RunPhase(Phase):
@@ -220,7 +220,7 @@ class RunPhase(Phase):
             merge_stderr=bool(step.get("merge_stderr", False)),
             stop=stop_everything,
         ).finish()
-        return measure.facts(result, sweep())
+        return measure.evidence(result, sweep())
 
 
 def budget_started_epoch_s() -> float | None:

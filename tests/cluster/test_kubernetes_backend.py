@@ -105,7 +105,7 @@ def test_submit_status_result_cancel(
     assert jobs.result(name) is None
     # When its pod has ended
     wait_pod_terminated(client.CoreV1Api(admin_api_client), cluster_namespace, name, timeout_s=60)
-    # Then it is finished and the result, from the Job alone, is the runner's facts
+    # Then it is finished and the result, from the Job alone, is the runner's evidence
     assert jobs.status(name).state is RunState.FINISHED
     report = jobs.result(name)
     assert report is not None

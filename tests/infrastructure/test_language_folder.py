@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from functions import wiring
-from functions.api.openapi import ServiceFacts
+from functions.api.openapi import ServiceDescription
 from functions.api.routes import API_TITLE, API_VERSION, app
 from functions.core.languages import IMAGE_PREFIX, load_registry
 from functions.core.models import ExecuteRequest
@@ -59,10 +59,12 @@ def test_lookup_and_validation_find_it(runners: Path) -> None:
 
 
 def test_the_api_document_lists_it_and_shows_its_example(runners: Path) -> None:
-    facts = ServiceFacts(
+    description = ServiceDescription(
         registry=load_registry(runners), policy=wiring.sync_policy(Settings()), runners_dir=runners
     )
-    document = facts.finish(json.loads(app.get_openapi_json_schema(title=API_TITLE, version=API_VERSION)))
+    document = description.finish(
+        json.loads(app.get_openapi_json_schema(title=API_TITLE, version=API_VERSION))
+    )
     content: dict[str, Any] = document["paths"]["/execute"]["post"]["requestBody"]["content"][
         "application/json"
     ]

@@ -33,7 +33,7 @@ from functions.backends.kubernetes.constants import (
 from functions.backends.kubernetes.job_builder import JobTemplate, phase_tasks
 from functions.backends.kubernetes.pod_results import expectations_of
 from functions.backends.kubernetes.pod_state import OOM_KILLED, ContainerEnd
-from functions.backends.kubernetes.report import ContainerFacts, PodFacts, assemble_report
+from functions.backends.kubernetes.report import ContainerEvidence, PodEvidence, assemble_report
 from functions.backends.kubernetes.task_env import task_env
 from functions.backends.local.boxes import make_private_dir
 from functions.core.judging import Judgement, judge_case
@@ -128,7 +128,7 @@ class PodRun:
         runner_run = self.containers[-1] if len(self.containers) > (compile_run is not None) else None
         compile_step = self.task.compile or self.task.run
         return assemble_report(
-            PodFacts(
+            PodEvidence(
                 execution_id=self.task.execution_id,
                 expectations=expectations_of(self.task),
                 compile=None
@@ -140,16 +140,16 @@ class PodRun:
         )
 
 
-def _facts(name: str, run: ContainerRun | None, memory_mb: int) -> ContainerFacts:
+def _facts(name: str, run: ContainerRun | None, memory_mb: int) -> ContainerEvidence:
     if run is None:  # never started: the compile container failed
-        return ContainerFacts(name=name, end=None, log=None, memory_limit_mb=memory_mb)
+        return ContainerEvidence(name=name, end=None, log=None, memory_limit_mb=memory_mb)
     outcome = run.outcome
     end = ContainerEnd(
         exit_code=outcome.exit_code,
         reason=OOM_KILLED if outcome.oom_killed else None,
         wall_time_s=outcome.finished_at_s - outcome.started_at_s,
     )
-    return ContainerFacts(name=name, end=end, log=outcome.log, memory_limit_mb=memory_mb)
+    return ContainerEvidence(name=name, end=end, log=outcome.log, memory_limit_mb=memory_mb)
 
 
 RunPod = Callable[..., PodRun]

@@ -79,7 +79,7 @@ def test_non_zero_exit_is_reported_with_its_code(run_task: RunTask, language: La
     # Given a program exiting 3 / When run
     task = make_task(language.name, program(language, "exit_3"))
     report = run_task(task)
-    # Then its exit code is the fact, and the judge calls it a runtime error
+    # Then its exit code is the evidence, and the judge calls it a runtime error
     case = only_case(report)
     assert (case.exit_code, case.signal) == (3, None)
     assert verdict_of(task, report) is Verdict.RUNTIME_ERROR
@@ -134,7 +134,7 @@ def test_test_cases_compile_once_and_are_judged_each(run_task: RunTask, language
     task = make_task(language.name, program(language, "echo_stdin"), cases=cases)
     # When run
     report = run_task(task)
-    # Then one set of facts per case, in order; a compiled language compiled once for all of them
+    # Then one report of evidence per case, in order; a compiled language compiled once for all of them
     assert [text(case.stdout.data_b64) for case in report.cases] == [b"1\n", b"2\n", b"3\n"]
     verdicts = [j.verdict for j in judged(task, report, ["1  \n\n", "3\n", "3\n"])]
     assert verdicts == [Verdict.ACCEPTED, Verdict.WRONG_ANSWER, Verdict.ACCEPTED]

@@ -1,4 +1,4 @@
-"""The one reading of exit statuses and of kills seen from outside (functions/core/process_facts.py)."""
+"""The one reading of exit statuses and of kills seen from outside (functions/core/process_evidence.py)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import signal
 
 import pytest
 
-from functions.core.process_facts import exit_status, killed_from_outside
+from functions.core.process_evidence import exit_status, killed_from_outside
 
 
 @pytest.mark.parametrize(
-    ("returncode", "facts"),
+    ("returncode", "evidence"),
     [
         pytest.param(0, (0, None), id="success"),
         pytest.param(3, (3, None), id="exit-code"),
@@ -21,8 +21,8 @@ from functions.core.process_facts import exit_status, killed_from_outside
         pytest.param(255, (255, None), id="beyond-any-signal"),
     ],
 )
-def test_exit_status(returncode: int, facts: tuple[int | None, int | None]) -> None:
-    assert exit_status(returncode) == facts
+def test_exit_status(returncode: int, evidence: tuple[int | None, int | None]) -> None:
+    assert exit_status(returncode) == evidence
 
 
 @pytest.mark.parametrize(

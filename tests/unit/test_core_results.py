@@ -1,4 +1,4 @@
-"""Facts -> verdicts -> HTTP response (pure core): the judging table, and reports as untrusted input."""
+"""Evidence -> verdicts -> HTTP response (pure core): the judging table, and reports as untrusted input."""
 
 from __future__ import annotations
 
@@ -97,7 +97,7 @@ VERDICT_TABLE = [
 def test_verdict_rules(
     case: Any, expected: bytes | None, verdict: Verdict, exit_code: int, signal_name: str | None
 ) -> None:
-    # Given the facts of one case and, maybe, its expected output (kept by the service as a digest)
+    # Given the evidence of one case and, maybe, its expected output (kept by the service as a digest)
     # When it is judged
     response = build_response(plan(expected, patterns=(r"\bMemoryError\b",)), report(case))
     # Then the verdict, exit code and signal follow the documented table

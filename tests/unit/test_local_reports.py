@@ -1,4 +1,4 @@
-"""What the local backend observes -> facts (pure): bubblewrap's status, the launcher it writes."""
+"""What the local backend observes -> evidence (pure): bubblewrap's status, the launcher it writes."""
 
 from __future__ import annotations
 

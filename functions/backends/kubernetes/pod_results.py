@@ -1,4 +1,4 @@
-"""A finished (or cut) pod -> the facts its containers left: which logs to read, how much, and whether the
+"""A finished (or cut) pod -> the evidence its containers left: which logs to read, how much, and whether the
 run's deadline explains a container that left none. `report.assemble_report` turns them into one report."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from collections.abc import Callable
 from functions.backends.kubernetes.constants import COMPILE_CONTAINER, RUNNER_CONTAINER
 from functions.backends.kubernetes.pod_state import ContainerEnd, PodPhase, memory_limit_mb
 from functions.backends.kubernetes.pod_watch import WaitResult
-from functions.backends.kubernetes.report import ContainerFacts, PodFacts, assemble_report
+from functions.backends.kubernetes.report import ContainerEvidence, PodEvidence, assemble_report
 from functions.core.errors import BackendUnavailableError
 from functions.core.protocol import RunnerReport, RunnerTask
 from functions.core.report_checks import ReportExpectations, max_report_bytes
@@ -32,36 +32,38 @@ def run_report(
     left no report. Raises for a pod someone else deleted."""
     observation = waited.observation
     expectations = expectations_of(task)
-    compile_facts = None
+    compile_evidence = None
     if expectations.compiled:
-        compile_facts = _container(waited, COMPILE_CONTAINER, observation.compile, expectations, read_log)
-    runner_facts = _container(waited, RUNNER_CONTAINER, observation.runner, expectations, read_log)
+        compile_evidence = _container(waited, COMPILE_CONTAINER, observation.compile, expectations, read_log)
+    runner_evidence = _container(waited, RUNNER_CONTAINER, observation.runner, expectations, read_log)
     out_of_time = waited.out_of_time
-    if not out_of_time and (observation.phase is PodPhase.GONE or _unexplained(compile_facts, runner_facts)):
+    if not out_of_time and (
+        observation.phase is PodPhase.GONE or _unexplained(compile_evidence, runner_evidence)
+    ):
         out_of_time = deadline_exceeded()
     if observation.phase is PodPhase.GONE and not out_of_time:
         # Not a deadline: someone deleted the pod (node drain, preemption, a cancel).
         raise BackendUnavailableError("the runner pod was deleted before it finished")
     return assemble_report(
-        PodFacts(
+        PodEvidence(
             execution_id=task.execution_id,
             expectations=expectations,
-            compile=compile_facts,
-            runner=runner_facts,
+            compile=compile_evidence,
+            runner=runner_evidence,
             out_of_time=out_of_time,
             language_version=task.language.version,
         )
     )
 
 
-def _unexplained(compile_facts: ContainerFacts | None, runner_facts: ContainerFacts) -> bool:
+def _unexplained(compile_evidence: ContainerEvidence | None, runner_evidence: ContainerEvidence) -> bool:
     """A container that should have reported left nothing (a failed compile stops the pod before the run)."""
-    if compile_facts is not None:
-        if not compile_facts.log:
+    if compile_evidence is not None:
+        if not compile_evidence.log:
             return True
-        if compile_facts.end is not None and compile_facts.end.exit_code != 0:
+        if compile_evidence.end is not None and compile_evidence.end.exit_code != 0:
             return False
-    return not runner_facts.log
+    return not runner_evidence.log
 
 
 def _container(
@@ -70,7 +72,7 @@ def _container(
     end: ContainerEnd | None,
     expectations: ReportExpectations,
     read_log: LogReader,
-) -> ContainerFacts:
+) -> ContainerEvidence:
     pod_name = waited.observation.pod_name
     log = None
     if end is not None and pod_name:
@@ -80,4 +82,4 @@ def _container(
         )
         # One byte more than the largest honest report: a longer log is refused without reading it all.
         log = read_log(pod_name, name, max_report_bytes(part) + 1)
-    return ContainerFacts(name=name, end=end, log=log, memory_limit_mb=memory_limit_mb(waited.pod, name))
+    return ContainerEvidence(name=name, end=end, log=log, memory_limit_mb=memory_limit_mb(waited.pod, name))

@@ -1,11 +1,11 @@
-"""What one sandbox's run looked like from outside -> the report's facts for that process tree. Pure."""
+"""What one sandbox's run looked like from outside -> the report's evidence for that process tree. Pure."""
 
 from __future__ import annotations
 
 import signal
 
 from functions.core.output_digest import Capture
-from functions.core.process_facts import NOT_RUN, exit_status, stream_report
+from functions.core.process_evidence import NOT_RUN, exit_status, stream_report
 from functions.core.protocol import ProcessReport, b64decode
 
 __all__ = ["NOT_RUN", "exit_status", "output_refused", "process_report", "stream_report"]

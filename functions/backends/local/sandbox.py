@@ -3,7 +3,7 @@
 A sandbox is started complete — leased host uid, its own cgroup, its box, seccomp filter — and then waits
 (bwrap `--block-fd`) for its task. `run` writes the program's files and `.launch` (which lowers the rlimits
 and execs the program) into the box, sets the cgroup limits, unblocks it, feeds stdin, captures the output, enforces the deadline from
-outside, and reads the figures the kernel kept: every fact of the report is observed here, outside the
+outside, and reads the figures the kernel kept: every figure of the report is observed here, outside the
 sandbox, where the program cannot reach it. `close` empties and removes everything; a sandbox is never used
 twice.
 """
