@@ -20,11 +20,18 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet '.[dev]'
 	touch $(STAMP)
 
+LAUNCHER := build/sandbox-launch
+
 .PHONY: setup
-setup: $(STAMP) system-deps ## Create the virtualenv and install system packages (bubblewrap, libseccomp, missing toolchains)
+setup: $(STAMP) system-deps $(LAUNCHER) ## Create the virtualenv, install system packages (bubblewrap, libseccomp, gcc, missing toolchains), build the sandbox's launcher
+
+# Static: the sandbox execs it before every program, and a dynamic loader would cost a millisecond each time.
+$(LAUNCHER): functions/backends/local/launch.c | system-deps
+	@mkdir -p $(@D)
+	cc -O2 -static -Wall -Wextra -Werror -o $@ $<
 
 .PHONY: system-deps
-system-deps: ## Install bubblewrap, libseccomp and missing language toolchains (needs root; prints what to do otherwise)
+system-deps: ## Install bubblewrap, libseccomp, a C compiler and missing language toolchains (needs root; prints what to do otherwise)
 	@scripts/ensure-system-deps.sh
 
 .PHONY: run

@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 DEFAULT_RUNNERS_DIR = PACKAGE_ROOT.parent / "runners"
+DEFAULT_LAUNCHER_PATH = PACKAGE_ROOT.parent / "build" / "sandbox-launch"
 
 # A node taint in kubectl's syntax, `key=value:Effect` or `key:Effect`: runner pods tolerate the taints of
 # the nodes dedicated to untrusted code. These settings, the CDK context and the Job builder share it.
@@ -99,6 +100,8 @@ class LocalSandboxSettings(BaseModel):
     local_tmp_size_mb: int = Field(default=64, gt=0)
     local_cgroup_root: str = "code-exec"
     local_bwrap_path: Path = Path("/usr/bin/bwrap")
+    # The sandbox's launcher (functions/backends/local/launch.c), built static by `make setup`.
+    local_launcher_path: Path = DEFAULT_LAUNCHER_PATH
     # bubblewrap's own processes in each sandbox, on top of the task's memory and process limits.
     local_sandbox_overhead_mb: int = Field(default=8, ge=0)
     local_sandbox_overhead_pids: int = Field(default=4, ge=1)

@@ -26,7 +26,7 @@ DEPS_CACHE = REPO_ROOT / "build" / "lambda-deps"
 LAMBDA_PYTHON = "3.12"
 # x86_64: the deployed bytes are the ones CI imports (see cdk/execute_function.py for the trade-off).
 DEFAULT_PLATFORM = "manylinux2014_x86_64"
-IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".mypy_cache", "*.md")
+IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".mypy_cache", "*.md", "*.c")
 # Never needed at run time inside Lambda; dropping them makes the bundle smaller and the cold start cheaper.
 PRUNED_DIRS = ("__pycache__", "tests", "test")
 # kubernetes/aio is the asyncio twin of the client (~40 MB); we use the synchronous client only and

@@ -8,6 +8,9 @@ missing=()
 command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
 # The sandbox's seccomp filter is compiled by libseccomp (loaded by the pyseccomp binding).
 /sbin/ldconfig -p 2>/dev/null | grep -q 'libseccomp\.so\.2 ' || missing+=(libseccomp2)
+# The sandbox's launcher is built static from C (make setup): a compiler and the static C library.
+command -v cc >/dev/null 2>&1 || missing+=(gcc)
+compgen -G '/usr/lib/*/libc.a' >/dev/null || compgen -G '/usr/lib/libc.a' >/dev/null || missing+=(libc6-dev)
 # shellcheck disable=SC2207 # one package name per line, no spaces in Debian package names
 missing+=($(python3 - <<'PY'
 import glob, json, shutil

@@ -29,7 +29,7 @@ from functions.backends.local.backend import host_setup
 from functions.backends.local.bwrap import Bind, SandboxLayout, build_bwrap_argv, sandbox_env
 from functions.backends.local.cgroup_run import V2, RunCgroup
 from functions.backends.local.process_io import Pipes, pump
-from functions.backends.local.sandbox import HostSetup, run_as
+from functions.backends.local.sandbox import HostSetup, identity_prefix
 from functions.backends.local.seccomp_filter import SeccompProfile, build_filter_bpf, seccomp_fd
 from functions.backends.local.uids import UidLease
 from functions.core.output_digest import Capture
@@ -114,6 +114,7 @@ class ContainerRuntime:
             extra_entries=self.host.extra_entries,
             box_source=None,
             box_writable=False,
+            launcher_source=None,
             tmp_size_mb=self.host.tmp_size_mb,
             env={**sandbox_env(), **spec.env},
             binds=binds,
@@ -143,12 +144,15 @@ class _Run:
         started_at_s = time.time()
         try:
             with seccomp_fd(self.runtime.seccomp_bpf) as filter_fd:
-                argv = build_bwrap_argv(
-                    self.runtime.layout(self.spec, self.cgroup),
-                    block_fd=block_r,
-                    info_fd=info_w,
-                    seccomp_fd=filter_fd,
-                )
+                argv = [
+                    *identity_prefix(self.runtime.host.setpriv_path, self.lease),
+                    *build_bwrap_argv(
+                        self.runtime.layout(self.spec, self.cgroup),
+                        block_fd=block_r,
+                        info_fd=info_w,
+                        seccomp_fd=filter_fd,
+                    ),
+                ]
                 monitor = subprocess.Popen(
                     argv,
                     stdin=subprocess.DEVNULL,
@@ -158,7 +162,6 @@ class _Run:
                     env={"PATH": "/usr/bin:/bin"},
                     start_new_session=True,
                     cwd="/",
-                    **run_as(self.lease),
                 )
         finally:
             for fd in (stdout_w, stderr_w, info_w, block_r):

@@ -235,7 +235,7 @@ def test_a_sandbox_killed_while_waiting_is_never_run(host: HostSetup) -> None:
 
 @pytest.mark.parametrize(
     ("bwrap_path", "message"),
-    [("/nonexistent/bwrap", "cannot start the sandbox"), ("/bin/false", "did not start")],
+    [("/nonexistent/bwrap", "/nonexistent/bwrap"), ("/bin/false", "did not start")],
     ids=["missing", "exits-at-once"],
 )
 def test_a_sandbox_that_cannot_start_says_why(host: HostSetup, bwrap_path: str, message: str) -> None:

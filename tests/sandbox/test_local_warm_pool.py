@@ -41,20 +41,44 @@ def pool(host: HostSetup) -> Iterator[WarmPool]:
     pool.close()
 
 
-def _run_identity(sandbox: Sandbox) -> str:
+def _run_identity(pool: WarmPool, sandbox: Sandbox) -> str:
     try:
         sandbox.box.write_file("main.py", IDENTITY.encode())
         report = sandbox.run(Launch(("/usr/bin/python3", "/box/main.py")), LIMITS)
     finally:
-        sandbox.close()
+        pool.release(sandbox)
     return b64decode(report.stdout.data_b64).decode().strip()
 
 
 def test_the_pool_fills_and_refills_after_each_use(pool: WarmPool) -> None:
     assert pool.wait_until_ready(2, timeout_s=READY_TIMEOUT_S)
     sandbox = pool.acquire(writable_box=False)
-    _run_identity(sandbox)
+    _run_identity(pool, sandbox)
     assert pool.wait_until_ready(2, timeout_s=READY_TIMEOUT_S)
+
+
+def test_the_pool_waits_for_the_running_program_before_refilling(pool: WarmPool) -> None:
+    # Given a full pool, one of whose sandboxes is handed out and not yet released
+    assert pool.wait_until_ready(2, timeout_s=READY_TIMEOUT_S)
+    sandbox = pool.acquire(writable_box=False)
+    # Then the pool does not start another while the run holds it (one is still ready for a next run)
+    assert not pool.wait_until_ready(2, timeout_s=0.5)
+    # When the run ends
+    pool.release(sandbox)
+    # Then the pool refills
+    assert pool.wait_until_ready(2, timeout_s=READY_TIMEOUT_S)
+
+
+def test_a_pool_left_empty_refills_even_while_its_sandboxes_run(pool: WarmPool) -> None:
+    # Given every ready sandbox handed out and still running
+    assert pool.wait_until_ready(2, timeout_s=READY_TIMEOUT_S)
+    held = [pool.acquire(writable_box=False) for _ in range(2)]
+    try:
+        # Then the pool starts one anyway, for the next run
+        assert pool.wait_until_ready(1, timeout_s=READY_TIMEOUT_S)
+    finally:
+        for sandbox in held:
+            pool.release(sandbox)
 
 
 def test_consecutive_runs_never_share_a_sandbox(pool: WarmPool) -> None:
@@ -62,7 +86,7 @@ def test_consecutive_runs_never_share_a_sandbox(pool: WarmPool) -> None:
     assert pool.wait_until_ready(2, timeout_s=READY_TIMEOUT_S)
     first, second = pool.acquire(writable_box=False), pool.acquire(writable_box=False)
     first_cgroup, second_cgroup = first._cgroup, second._cgroup
-    first_seen, second_seen = _run_identity(first), _run_identity(second)
+    first_seen, second_seen = _run_identity(pool, first), _run_identity(pool, second)
     # Then each had its own PID namespace, /tmp (no mark from the other) and cgroup
     (first_ns, first_mark), (second_ns, second_mark) = first_seen.split(), second_seen.split()
     assert first_ns != second_ns
@@ -84,7 +108,7 @@ def test_an_empty_pool_starts_one_on_demand(host: HostSetup) -> None:
     pool = WarmPool(host, size=0, idle_s=600.0)
     try:
         assert pool.ready_count() == 0
-        assert _run_identity(pool.acquire(writable_box=False)).endswith("False")
+        assert _run_identity(pool, pool.acquire(writable_box=False)).endswith("False")
     finally:
         pool.close()
 
@@ -111,7 +135,7 @@ def test_a_sandbox_killed_while_idle_is_discarded_not_used(pool: WarmPool) -> No
     sandbox = pool.acquire(writable_box=False)
     # Then it gets a live one that works
     assert sandbox is not victim
-    assert _run_identity(sandbox).endswith("False")
+    assert _run_identity(pool, sandbox).endswith("False")
 
 
 def test_idle_sandboxes_are_replaced(host: HostSetup) -> None:

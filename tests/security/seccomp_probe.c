@@ -82,11 +82,13 @@ static long int80(long nr, long a, long b, long c) {
     return (int)ret;
 }
 
-/* A kernel without IA32 emulation kills int 0x80 callers: try it in a child first. */
+/* A kernel without IA32 emulation kills int 0x80 callers: try it in a child first (whatever the answer). */
 static int i386_abi_available(void) {
     pid_t child = fork();
-    if (child == 0)
-        _exit(int80(20 /* getpid */, 0, 0, 0) > 0 ? 0 : 1);
+    if (child == 0) {
+        int80(20 /* getpid */, 0, 0, 0);
+        _exit(0);
+    }
     int status = 0;
     waitpid(child, &status, 0);
     return WIFEXITED(status) && WEXITSTATUS(status) == 0;
@@ -94,12 +96,15 @@ static int i386_abi_available(void) {
 
 static void probe_i386(void) {
     if (!i386_abi_available()) {
+        SKIP("i386:getpid");
         SKIP("i386:socket(AF_VSOCK)");
         SKIP("i386:socketcall(SOCKET,AF_VSOCK)");
         SKIP("i386:keyctl");
         return;
     }
-    long rc = int80(359 /* socket */, AF_VSOCK, SOCK_STREAM, 0);
+    long rc = int80(20 /* getpid */, 0, 0, 0);
+    report("i386:getpid", rc, (int)-rc);
+    rc = int80(359 /* socket */, AF_VSOCK, SOCK_STREAM, 0);
     report("i386:socket(AF_VSOCK)", rc, (int)-rc);
     int *args = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT, -1, 0);
     args[0] = AF_VSOCK, args[1] = SOCK_STREAM, args[2] = 0;
@@ -108,8 +113,18 @@ static void probe_i386(void) {
     rc = int80(288 /* keyctl */, -1, 0, 0);
     report("i386:keyctl", rc, (int)-rc);
 }
+
+/* The x32 ABI: the native entry with bit 30 set in the call number. */
+static void probe_x32(void) {
+    PROBE("x32:getpid", 0x40000000L | SYS_getpid);
+}
 #else
+static void probe_x32(void) {
+    SKIP("x32:getpid");
+}
+
 static void probe_i386(void) {
+    SKIP("i386:getpid");
     SKIP("i386:socket(AF_VSOCK)");
     SKIP("i386:socketcall(SOCKET,AF_VSOCK)");
     SKIP("i386:keyctl");
@@ -268,5 +283,6 @@ int main(void) {
     probe_personalities();
     probe_sockets();
     probe_i386();
+    probe_x32();
     return 0;
 }

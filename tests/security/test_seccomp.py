@@ -64,6 +64,8 @@ DENIED: dict[str, tuple[str, ...]] = {
     "obsolete": ("nfsservctl", "uselib", "ustat", "sysfs"),
     "inotify": ("inotify_init", "inotify_init1", "inotify_add_watch"),
     "kernel-aio": ("io_setup", "io_submit", "io_getevents", "io_destroy"),
+    # Compatibility ABIs, whatever the call: every toolchain builds native programs.
+    "compat-abi": ("i386:getpid", "x32:getpid"),
     "socket-families": ("socket(AF_VSOCK)", "socket(AF_PACKET)", "socket(AF_ALG)",
                         "socket(AF_NETLINK,KOBJECT_UEVENT)", "socket(AF_UNSPEC)", "socket(AF_UNIX|1<<32)",
                         "socketpair(AF_VSOCK)", "i386:socket(AF_VSOCK)", "i386:socketcall(SOCKET,AF_VSOCK)"),
@@ -77,7 +79,7 @@ RUNTIME_DEFAULT_ALLOWS = frozenset({
     "adjtimex", "clock_adjtime", "inotify_init", "inotify_init1", "inotify_add_watch",
     "io_setup", "io_submit", "io_getevents", "io_destroy",
     "socket(AF_PACKET)", "socket(AF_NETLINK,KOBJECT_UEVENT)", "socket(AF_UNSPEC)", "socket(AF_UNIX|1<<32)",
-    "socketpair(AF_VSOCK)",
+    "socketpair(AF_VSOCK)", "i386:getpid", "x32:getpid",
 })  # fmt: skip
 
 Probe = Callable[[str], dict[str, str]]
@@ -224,11 +226,24 @@ def test_missing_binding_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> No
         compile_filter(SANDBOX)
 
 
-def test_aarch64_filter_covers_aarch32() -> None:
-    pfc = compile_filter(SANDBOX, output="pfc", arch="AARCH64").decode()
-    assert "# filter for arch aarch64" in pfc
-    assert "# filter for arch arm " in pfc
-    assert '# filter for syscall "keyctl"' in pfc
+@pytest.mark.parametrize(
+    ("arch", "native", "compat"),
+    [("X86_64", "x86_64", ("x86", "x32")), ("AARCH64", "aarch64", ("arm",))],
+    ids=["x86_64", "aarch64"],
+)
+def test_the_sandbox_filter_denies_compat_abis_whole_and_docker_covers_them(
+    arch: str, native: str, compat: tuple[str, ...]
+) -> None:
+    # Given each profile compiled for a 64-bit platform
+    sandbox = compile_filter(SANDBOX, output="pfc", arch=arch).decode()
+    docker = compile_filter(RUNTIME_DEFAULT, output="pfc", arch=arch).decode()
+    # Then the sandbox's has rules for the native ABI only, and answers every other ABI with EPERM
+    assert f"# filter for arch {native} " in sandbox
+    assert not any(f"# filter for arch {name} " in sandbox for name in compat)
+    assert sandbox.split("# invalid architecture action")[1].split()[:2] == ["action", "ERRNO(1);"]
+    # ...while Docker's repeats its rules for each compatibility ABI, as a pod gets it
+    assert all(f"# filter for arch {name} " in docker for name in compat)
+    assert '# filter for syscall "keyctl"' in docker
 
 
 def test_each_syscall_has_one_rule_per_profile() -> None:

@@ -26,6 +26,7 @@ def _layout(**overrides: object) -> SandboxLayout:
         "extra_entries": (HostEntry("/usr/local/go"), HostEntry("/etc/ld.so.cache")),
         "box_source": "/data/boxes/abc",
         "box_writable": False,
+        "launcher_source": "/srv/code-exec/build/sandbox-launch",
         "tmp_size_mb": 64,
         "env": sandbox_env(),
     }
@@ -129,9 +130,12 @@ def test_unprivileged_identity_and_hostname() -> None:
     assert _pairs(argv, "--hostname", 1) == [("sandbox",)]
 
 
-def test_command_is_the_launcher_the_backend_writes() -> None:
+def test_command_is_the_launcher_reading_what_the_backend_writes() -> None:
+    # Given a layout with the launcher binary / When the argv is built
     argv = build_bwrap_argv(_layout())
-    assert argv[argv.index("--") + 1 :] == ["/bin/sh", f"{PROGRAM_DIR}/.launch"]
+    # Then the launcher is bound read-only and is what runs, on the launch file in the box
+    assert ("/srv/code-exec/build/sandbox-launch", "/launch") in _pairs(argv, "--ro-bind", 2)
+    assert argv[argv.index("--") + 1 :] == ["/launch", f"{PROGRAM_DIR}/.launch"]
 
 
 def test_host_entries_skip_missing_and_keep_symlinks(tmp_path: Path) -> None:

@@ -1,13 +1,11 @@
-"""What the local backend observes -> evidence (pure): bubblewrap's status, the launcher it writes."""
+"""What the local backend observes -> evidence (pure): bubblewrap's status and the output it captured."""
 
 from __future__ import annotations
 
 import signal
-import subprocess
 
 import pytest
 
-from functions.backends.local.launch import ShellLimits, launch_script, quote
 from functions.backends.local.reports import exit_status, process_report
 from functions.core.output_digest import Capture, normalized_sha256
 from functions.core.protocol import b64decode
@@ -64,54 +62,3 @@ def test_streams_keep_the_cap_the_total_the_digest_and_the_tail_when_cut() -> No
     assert report.stdout.normalized_sha256 == normalized_sha256(b"abcdef")
     assert b64decode(report.stdout.tail_b64) == b"abcdef  \n\n"
     assert report.stderr.tail_b64 == ""
-
-
-def test_launcher_execs_any_argument_verbatim() -> None:
-    # Given arguments a shell would otherwise interpret
-    argv = ["printf", "%s|", "a b", "it's", "$HOME", "`id`", "\n", ""]
-    script = launch_script(
-        argv, {"GREETING": "it's me"}, ShellLimits(cpu_time_s=5, file_size_bytes=1000, open_files=64)
-    )
-    # When a POSIX shell runs it
-    completed = subprocess.run(
-        ["/bin/sh", "-c", script + "\n"], capture_output=True, check=True, env={"PATH": "/usr/bin:/bin"}
-    )
-    # Then every argument arrives as written
-    assert completed.stdout.decode() == "a b|it's|$HOME|`id`|\n||"
-
-
-def test_launcher_can_send_stderr_into_stdout() -> None:
-    limits = ShellLimits(cpu_time_s=5, file_size_bytes=1000, open_files=64)
-    argv = ["sh", "-c", "echo a; echo b >&2; echo c"]
-    merged = subprocess.run(
-        ["/bin/sh", "-c", launch_script(argv, {}, limits, merge_stderr=True)], capture_output=True, check=True
-    )
-    apart = subprocess.run(
-        ["/bin/sh", "-c", launch_script(argv, {}, limits)], capture_output=True, check=True
-    )
-    assert (merged.stdout, merged.stderr) == (b"a\nb\nc\n", b"")
-    assert (apart.stdout, apart.stderr) == (b"a\nc\n", b"b\n")
-
-
-def test_launcher_lowers_the_limits_before_the_exec() -> None:
-    limits = ShellLimits(
-        cpu_time_s=7, file_size_bytes=4096, open_files=64, address_space_bytes=512 * 1024 * 1024
-    )
-    script = launch_script(["cat", "/proc/self/limits"], {}, limits)
-    limits_text = subprocess.run(["/bin/sh", "-c", script], capture_output=True, check=True).stdout.decode()
-    rows = {line[:26].strip(): line[26:].split() for line in limits_text.splitlines()[1:]}
-    assert rows["Max cpu time"][:2] == ["7", "7"]
-    assert rows["Max file size"][:2] == ["4096", "4096"]
-    assert rows["Max open files"][:2] == ["64", "64"]
-    assert rows["Max core file size"][:2] == ["0", "0"]
-    assert rows["Max address space"][:2] == [str(512 * 1024 * 1024)] * 2
-
-
-@pytest.mark.parametrize("name", ["A-B", "1X", "X Y", ""])
-def test_launcher_refuses_impossible_variable_names(name: str) -> None:
-    with pytest.raises(ValueError, match="variable name"):
-        launch_script(["true"], {name: "v"}, ShellLimits(cpu_time_s=1, file_size_bytes=1, open_files=1))
-
-
-def test_quote_round_trips_single_quotes() -> None:
-    assert quote("a'b") == "'a'\\''b'"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from pathlib import Path
 
@@ -74,10 +76,37 @@ def probe_output(host: HostSetup, language: LanguageSpec) -> str:
     return output.decode("utf-8", errors="replace")
 
 
+def _installed_launcher(built: Path, data_dir: Path) -> Path:
+    """A copy of the launcher in the data dir, beside the boxes: what a sandbox's mount table shows of the
+    host stays inside the data dir, and a rebuild never changes the binary under a running service."""
+    installed = data_dir / "launch"
+    staging = data_dir / f".launch-{os.getpid()}"
+    shutil.copyfile(built, staging)
+    staging.chmod(0o755)
+    staging.replace(installed)
+    return installed
+
+
+def _setpriv_path() -> str | None:
+    """As root, each sandbox runs as a uid of its own, switched to by util-linux's setpriv."""
+    if os.geteuid() != 0:
+        return None
+    path = shutil.which("setpriv", path=SANDBOX_PATH)
+    if path is None:
+        raise RuntimeError(
+            "setpriv not found: install util-linux (as root, each sandbox's uid switch needs it)"
+        )
+    return path
+
+
 def host_setup(settings: Settings) -> HostSetup:
     """Everything the sandboxes need from this host; refuses to start rather than run less isolated."""
     if not settings.local_bwrap_path.exists():
         raise RuntimeError(f"{settings.local_bwrap_path} not found: install bubblewrap (make system-deps)")
+    if not settings.local_launcher_path.is_file():
+        raise RuntimeError(
+            f"{settings.local_launcher_path} not found: build the sandbox's launcher (make setup)"
+        )
     cgroups = detect_cgroups(settings.local_cgroup_root)
     if cgroups is None:
         raise RuntimeError(
@@ -89,6 +118,8 @@ def host_setup(settings: Settings) -> HostSetup:
     language_paths = [path for language in languages for path in language.sandbox_paths]
     return HostSetup(
         bwrap_path=str(settings.local_bwrap_path),
+        launcher_path=str(_installed_launcher(settings.local_launcher_path, data_dir)),
+        setpriv_path=_setpriv_path(),
         system_entries=host_entries(SYSTEM_DIRS),
         masked_dirs=tuple(path for path in MASKED_DIRS if Path(path).is_dir()),
         extra_entries=host_entries((*ETC_ENTRIES, *language_paths)),

@@ -2,8 +2,8 @@
 
 Nothing here touches the host; `build_bwrap_argv` is a function of its inputs (golden-tested). The sandbox
 is set up completely, then waits on `--block-fd` for its task: the backend writes the program's files and
-`.launch` into the box, sets the limits, and only then lets `sh /box/.launch` exec the program. The same
-argv serves a sandbox started on demand and one started ahead of demand.
+`.launch` into the box, sets the limits, and only then lets `/launch /box/.launch` exec the program (launch.py).
+The same argv serves a sandbox started on demand and one started ahead of demand.
 
 The test cluster's node agent starts a pod's containers with the same builder: no box, the pod's volumes as
 `binds`, its own `command`, and the runner as PID 1 (`as_pid_1`), as in a container.
@@ -27,7 +27,8 @@ SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin"
 # Paths inside the sandbox: private tmpfs mounts, not the host's shared temp directories.
 SANDBOX_TMP = "/tmp"  # noqa: S108
 SANDBOX_SHM = "/dev/shm"  # noqa: S108
-SANDBOX_SHELL = "/bin/sh"
+# Where the launcher (launch.c, built static) is bound read-only in every sandbox with a box.
+SANDBOX_LAUNCHER = "/launch"
 
 # System directories every toolchain needs, bound read-only when they exist on the host.
 SYSTEM_DIRS: tuple[str, ...] = ("/usr", "/lib", "/lib64", "/lib32", "/libx32", "/bin", "/sbin")
@@ -73,11 +74,12 @@ class SandboxLayout:
     extra_entries: tuple[HostEntry, ...]  # ETC_ENTRIES and the languages' sandbox_paths that exist
     box_source: str | None  # host directory shown at PROGRAM_DIR (None: no box)
     box_writable: bool  # a compile step writes its output there
+    launcher_source: str | None  # host path of the launcher binary, shown at SANDBOX_LAUNCHER
     tmp_size_mb: int
     shm_size_mb: int = 8
     env: Mapping[str, str] = field(default_factory=dict)
     binds: tuple[Bind, ...] = ()
-    command: tuple[str, ...] = (SANDBOX_SHELL, f"{PROGRAM_DIR}/{LAUNCH_FILE}")
+    command: tuple[str, ...] = (SANDBOX_LAUNCHER, f"{PROGRAM_DIR}/{LAUNCH_FILE}")
     as_pid_1: bool = False  # the command is the PID namespace's init, not bwrap's own
 
 
@@ -118,6 +120,8 @@ def _bind_args(layout: SandboxLayout) -> list[str]:
     argv: list[str] = []
     if layout.box_source is not None:
         argv += ["--bind" if layout.box_writable else "--ro-bind", layout.box_source, PROGRAM_DIR]
+    if layout.launcher_source is not None:
+        argv += ["--ro-bind", layout.launcher_source, SANDBOX_LAUNCHER]
     for bind in layout.binds:
         argv += ["--bind" if bind.writable else "--ro-bind", bind.source, bind.target]
     return argv

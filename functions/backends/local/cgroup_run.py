@@ -117,20 +117,24 @@ class RunCgroup:
     def pids(self) -> set[int]:
         return {pid for procs in self.procs_files for pid in pids_in(procs)}
 
-    def kill_all(self) -> None:
-        """SIGKILL every process in the cgroup until none is left (the pids limit bounds any fork race)."""
+    def signal_kill(self) -> bool:
+        """SIGKILL every process in the cgroup once, without waiting for the exits; False if none was left."""
         kill_file = self._memory_dir / "cgroup.kill"
         if self.version == V2 and kill_file.exists():
             with contextlib.suppress(OSError):
                 write_value(kill_file, "1")
+        pids = self.pids()
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        return bool(pids)
+
+    def kill_all(self) -> None:
+        """SIGKILL every process in the cgroup until none is left (the pids limit bounds any fork race)."""
         pause_s = _KILL_FIRST_PAUSE_S
         for _ in range(_KILL_ROUNDS):
-            pids = self.pids()
-            if not pids:
+            if not self.signal_kill():
                 return
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(pid, signal.SIGKILL)
             time.sleep(pause_s)  # let the kernel finish the exits before the next look
             pause_s = min(pause_s * 2, _KILL_MAX_PAUSE_S)
         logger.error("processes survive in cgroup %s after %d kill rounds", self.dirs, _KILL_ROUNDS)

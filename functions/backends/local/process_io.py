@@ -1,8 +1,9 @@
 """One sandbox's I/O loop: feed the program's stdin, capture its output, stop at its exit or its deadline.
 
 The loop runs outside the sandbox, in the service: the program can neither see nor signal it. When the
-sandbox's first process (bubblewrap's monitor) exits, `on_exit` empties the sandbox (a straggler holding
-the pipes is killed), so reading ends at end of file; at the deadline or a cancel, `on_stop` does the same.
+sandbox's first process (bubblewrap's monitor) exits, `on_exit` kills whatever is left (a straggler holding
+the pipes), so reading ends at end of file; at the deadline or a cancel, `on_stop` empties the sandbox and
+waits until it is empty.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def pump(
     stderr: Capture,
     deadline_s: float,
     cancel: threading.Event | None,
-    on_exit: Callable[[], None],
+    on_exit: Callable[[], object],
     on_stop: Callable[[], None],
 ) -> PumpOutcome:
     """Run the loop to its end: the monitor's exit (seen through a pidfd, at once) and its pipes drained, or
@@ -100,7 +101,7 @@ def _loop(  # noqa: PLR0917 - the loop's state, passed once
     outcome: PumpOutcome,
     deadline_s: float,
     cancel: threading.Event | None,
-    on_exit: Callable[[], None],
+    on_exit: Callable[[], object],
     on_stop: Callable[[], None],
 ) -> None:
     while True:

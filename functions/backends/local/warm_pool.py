@@ -2,9 +2,11 @@
 
 A warm sandbox is a cold one started earlier (same namespaces, uid lease, cgroup, filter, empty box), so a
 run finds bubblewrap's start-up already paid. Any warm sandbox serves any language: the program and its
-launcher are written into its box only when the task arrives. A sandbox is destroyed after its one run and
-the pool refills in the background; an empty pool never makes a caller wait (it starts one on demand). A
-sandbox idle for longer than `idle_s` is replaced, and one that died while idle is discarded, never used.
+launch file are written into its box only when the task arrives. A sandbox is destroyed after its one run
+and the pool refills in the background, while none of its sandboxes runs a program (starting and tearing
+down sandboxes takes CPU the program would otherwise get, and its time is what the caller waits for), or at
+once when none is left ready. An empty pool never makes a caller wait (it starts one on demand). A sandbox
+idle for longer than `idle_s` is replaced, and one that died while idle is discarded, never used.
 The pool starts filling at its first use, so a process that never runs a program (the local server's own
 process, answering /health) holds no sandbox.
 
@@ -40,6 +42,7 @@ class WarmPool:
         self._changed = threading.Condition()
         self._closed = False
         self._in_use = False  # set by the first acquire: the pool fills from then on
+        self._running = 0  # sandboxes handed out and not yet released
         self._thread = threading.Thread(target=self._work_forever, name="warm-sandboxes", daemon=True)
         self._thread.start()
 
@@ -50,23 +53,33 @@ class WarmPool:
             self._changed.notify_all()
 
     def acquire(self, *, writable_box: bool) -> Sandbox:
-        if not self._in_use:
-            self.start()
-        if not writable_box:
-            warm = self._take()
-            if warm is not None:
-                return warm
-        return Sandbox(self.host, writable_box=writable_box)
+        """A sandbox for one run; hand it back with `release`."""
+        with self._changed:
+            self._in_use = True
+            self._running += 1
+            self._changed.notify_all()
+        try:
+            warm = None if writable_box else self._take()
+            return warm or Sandbox(self.host, writable_box=writable_box)
+        except BaseException:
+            self._done_running()
+            raise
 
     def release(self, sandbox: Sandbox) -> None:
         """Done with `sandbox`: nothing of it may run on (killed now), the rest is removed in the background."""
         sandbox.kill()
         with self._changed:
+            self._running = max(0, self._running - 1)
+            self._changed.notify_all()
             if not self._closed:
                 self._released.append(sandbox)
-                self._changed.notify_all()
                 return
         sandbox.close()
+
+    def _done_running(self) -> None:
+        with self._changed:
+            self._running = max(0, self._running - 1)
+            self._changed.notify_all()
 
     def ready_count(self) -> int:
         with self._changed:
@@ -102,9 +115,13 @@ class WarmPool:
             if not self._start_one():
                 time.sleep(_RETRY_AFTER_FAILURE_S)
 
+    def _quiet(self) -> bool:
+        """Background work may go ahead: no sandbox of this pool runs, or none is left ready for the next."""
+        return self._running == 0 or not self._ready
+
     def _needs_work(self) -> bool:
         short = self._in_use and len(self._ready) < self.size
-        return bool(self._released) or short or bool(self._expired(peek=True))
+        return bool(self._expired(peek=True)) or (self._quiet() and (bool(self._released) or short))
 
     def _next_expiry_s(self) -> float | None:
         if not self._ready:
@@ -120,7 +137,7 @@ class WarmPool:
 
     def _start_one(self) -> bool:
         with self._changed:
-            if not self._in_use or len(self._ready) >= self.size:
+            if not self._in_use or len(self._ready) >= self.size or not self._quiet():
                 return True
         try:
             sandbox = Sandbox(self.host, writable_box=False)
