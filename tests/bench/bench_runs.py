@@ -212,11 +212,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--throughput-seconds", type=float, default=3.0)
+    parser.add_argument(
+        "--language",
+        action="append",
+        dest="languages",
+        help="only this language (repeatable); "
+        "a partial run prints its figures and leaves results.json and the chart as they are",
+    )
     arguments = parser.parse_args()
     observability.set_metrics_enabled(False)
     observability.quiet_logs()
     with fresh_data_dir():
-        return bench(arguments.rounds, arguments.throughput_seconds)
+        return bench(arguments.rounds, arguments.throughput_seconds, arguments.languages)
 
 
 @contextmanager
@@ -238,9 +245,10 @@ def fresh_data_dir() -> Iterator[None]:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
-def bench(rounds: int, throughput_seconds: float) -> int:
+def bench(rounds: int, throughput_seconds: float, only: list[str] | None = None) -> int:
     settings = get_settings()
-    languages = load_registry(settings.runners_dir).all()
+    registry = load_registry(settings.runners_dir)
+    languages = registry.all() if not only else [registry.get(name) for name in only]
     services = {
         "sandbox_cold": build_service(
             settings.model_copy(update={"local_warm_pool_size": 0, "local_compile_cache_mb": 0})
@@ -260,6 +268,9 @@ def bench(rounds: int, throughput_seconds: float) -> int:
         stop()
         for service in services.values():
             service.backend.close()
+    if only:
+        print(json.dumps(results, indent=2))
+        return 0
     RESULTS_PATH.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     draw(results, CHART_PATH)
     print(f"wrote {RESULTS_PATH} and {CHART_PATH}")

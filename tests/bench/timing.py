@@ -12,13 +12,23 @@ from concurrent.futures import ThreadPoolExecutor
 Action = Callable[[int], object]  # called with the repetition's number (to vary a source, say)
 
 
-def interleaved(actions: Mapping[str, Action], repetitions: int) -> dict[str, list[float]]:
-    """Each action once per round, in the same order every round; one warm-up round not counted."""
+# What a service does after answering (a warm pool refilling, a sandbox torn down) takes a few milliseconds;
+# each sample waits this long first, so it times its own request on a quiet machine, not the previous one's
+# background work. Throughput, below, is where that work counts.
+SETTLE_S = 0.04
+
+
+def interleaved(
+    actions: Mapping[str, Action], repetitions: int, *, settle_s: float = SETTLE_S
+) -> dict[str, list[float]]:
+    """Each action once per round, in the same order every round, each after `settle_s` of quiet; one
+    warm-up round not counted."""
     for action in actions.values():
         action(-1)
     samples: dict[str, list[float]] = {name: [] for name in actions}
     for repetition in range(repetitions):
         for name, action in actions.items():
+            time.sleep(settle_s)
             started = time.perf_counter()
             action(repetition)
             samples[name].append(time.perf_counter() - started)
