@@ -113,20 +113,29 @@ def test_an_empty_pool_starts_one_on_demand(host: HostSetup) -> None:
         pool.close()
 
 
-def test_a_writable_sandbox_is_never_a_warm_one(pool: WarmPool) -> None:
+def test_after_a_compile_one_writable_sandbox_waits_ready(pool: WarmPool) -> None:
+    # Given a full pool that has served no compile step: no writable sandbox waits
     assert pool.wait_until_ready(2, timeout_s=READY_TIMEOUT_S)
-    sandbox = pool.acquire(writable_box=True)
-    try:
-        assert sandbox.writable_box
-        assert pool.ready_count() == 2
-    finally:
-        sandbox.close()
+    assert pool.ready_count(writable_box=True) == 0
+    # When a compile step asks for one
+    first = pool.acquire(writable_box=True)
+    # Then it gets a writable one started on demand, and the read-only ones are left for run steps
+    assert first.writable_box
+    assert pool.ready_count() == 2
+    pool.release(first)
+    # And from then on one writable sandbox waits for the next compile, which gets it
+    assert pool.wait_until_ready(1, timeout_s=READY_TIMEOUT_S, writable_box=True)
+    second = pool.acquire(writable_box=True)
+    assert second.writable_box
+    assert second is not first
+    assert pool.ready_count(writable_box=True) == 0
+    pool.release(second)
 
 
 def test_a_sandbox_killed_while_idle_is_discarded_not_used(pool: WarmPool) -> None:
     # Given a full pool whose oldest sandbox is killed while it waits
     assert pool.wait_until_ready(2, timeout_s=READY_TIMEOUT_S)
-    victim = pool._ready[0][1]
+    victim = pool._ready[False][0][1]
     os.kill(victim.child_pid, signal.SIGKILL)
     deadline_s = time.monotonic() + READY_TIMEOUT_S
     while victim.alive() and time.monotonic() < deadline_s:
@@ -144,7 +153,7 @@ def test_idle_sandboxes_are_replaced(host: HostSetup) -> None:
     try:
         # Given a pool whose only sandbox is older than the idle lifetime
         assert pool.wait_until_ready(1, timeout_s=READY_TIMEOUT_S)
-        first = pool._ready[0][1]
+        first = pool._ready[False][0][1]
         # When the pool's worker notices (it takes the sandbox out of the queue, then destroys it)
         deadline_s = time.monotonic() + READY_TIMEOUT_S
         while first.alive() and time.monotonic() < deadline_s:
@@ -152,6 +161,6 @@ def test_idle_sandboxes_are_replaced(host: HostSetup) -> None:
         # Then the old sandbox is gone and a fresh one waits in its place
         assert not first.alive()
         assert pool.wait_until_ready(1, timeout_s=READY_TIMEOUT_S)
-        assert all(sandbox is not first for _, sandbox in pool._ready)
+        assert all(sandbox is not first for _, sandbox in pool._ready[False])
     finally:
         pool.close()

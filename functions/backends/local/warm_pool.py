@@ -2,8 +2,9 @@
 
 A warm sandbox is a cold one started earlier (same namespaces, uid lease, cgroup, filter, empty box), so a
 run finds bubblewrap's start-up already paid. Any warm sandbox serves any language: the program and its
-launch file are written into its box only when the task arrives. A sandbox is destroyed after its one run
-and the pool refills in the background, while none of its sandboxes runs a program (starting and tearing
+launch file are written into its box only when the task arrives. A pool that has served a compile step
+also keeps one writable sandbox ready (a compile step's box takes its output). A sandbox is destroyed after
+its one run and the pool refills in the background, while none of its sandboxes runs a program (starting and tearing
 down sandboxes takes CPU the program would otherwise get, and its time is what the caller waits for), or at
 once when none is left ready. An empty pool never makes a caller wait (it starts one on demand). A sandbox
 idle for longer than `idle_s` is replaced, and one that died while idle is discarded, never used.
@@ -31,17 +32,23 @@ _RETRY_AFTER_FAILURE_S = 1.0
 
 
 class WarmPool:
-    """`acquire` a read-only sandbox (warm when one is ready); writable ones are always started on demand."""
+    """`acquire` a sandbox, warm when one of its kind is ready: up to `size` read-only ones (every run step),
+    and one writable one (a compile step) once this pool has served a compile."""
 
     def __init__(self, host: HostSetup, *, size: int, idle_s: float) -> None:
         self.host = host
         self.size = size
         self.idle_s = idle_s
-        self._ready: collections.deque[tuple[float, Sandbox]] = collections.deque()
+        # Ready sandboxes by kind (writable box or not), oldest first, with when each was started.
+        self._ready: dict[bool, collections.deque[tuple[float, Sandbox]]] = {
+            False: collections.deque(),
+            True: collections.deque(),
+        }
         self._released: list[Sandbox] = []
         self._changed = threading.Condition()
         self._closed = False
         self._in_use = False  # set by the first acquire: the pool fills from then on
+        self._compiles = False  # set by the first writable acquire: one writable sandbox is kept ready
         self._running = 0  # sandboxes handed out and not yet released
         self._thread = threading.Thread(target=self._work_forever, name="warm-sandboxes", daemon=True)
         self._thread.start()
@@ -56,44 +63,42 @@ class WarmPool:
         """A sandbox for one run; hand it back with `release`."""
         with self._changed:
             self._in_use = True
+            self._compiles = self._compiles or writable_box
             self._running += 1
             self._changed.notify_all()
         try:
-            warm = None if writable_box else self._take()
-            return warm or Sandbox(self.host, writable_box=writable_box)
+            return self._take(writable_box=writable_box) or Sandbox(self.host, writable_box=writable_box)
         except BaseException:
-            self._done_running()
+            with self._changed:
+                self._running -= 1
+                self._changed.notify_all()
             raise
 
     def release(self, sandbox: Sandbox) -> None:
         """Done with `sandbox`: nothing of it may run on (killed now), the rest is removed in the background."""
         sandbox.kill()
         with self._changed:
-            self._running = max(0, self._running - 1)
+            self._running -= 1
             self._changed.notify_all()
             if not self._closed:
                 self._released.append(sandbox)
                 return
         sandbox.close()
 
-    def _done_running(self) -> None:
+    def ready_count(self, *, writable_box: bool = False) -> int:
         with self._changed:
-            self._running = max(0, self._running - 1)
-            self._changed.notify_all()
+            return len(self._ready[writable_box])
 
-    def ready_count(self) -> int:
+    def wait_until_ready(self, count: int, *, timeout_s: float, writable_box: bool = False) -> bool:
+        """For tests and warm-up: block until `count` sandboxes of the kind wait (False on timeout)."""
         with self._changed:
-            return len(self._ready)
+            return self._changed.wait_for(lambda: len(self._ready[writable_box]) >= count, timeout=timeout_s)
 
-    def wait_until_ready(self, count: int, *, timeout_s: float) -> bool:
-        """For tests and warm-up: block until `count` sandboxes wait (False on timeout)."""
+    def _take(self, *, writable_box: bool) -> Sandbox | None:
         with self._changed:
-            return self._changed.wait_for(lambda: len(self._ready) >= count, timeout=timeout_s)
-
-    def _take(self) -> Sandbox | None:
-        with self._changed:
-            while self._ready:
-                _, sandbox = self._ready.popleft()
+            ready = self._ready[writable_box]
+            while ready:
+                _, sandbox = ready.popleft()
                 self._changed.notify_all()
                 if sandbox.alive():
                     return sandbox
@@ -115,32 +120,50 @@ class WarmPool:
             if not self._start_one():
                 time.sleep(_RETRY_AFTER_FAILURE_S)
 
+    def _wanted(self, *, writable_box: bool) -> int:
+        if not self._in_use or self.size == 0:
+            return 0
+        return (1 if self._compiles else 0) if writable_box else self.size
+
+    def _short_kind(self) -> bool | None:
+        """The kind to start next (read-only first), None when both are full."""
+        return next(
+            (kind for kind in (False, True) if len(self._ready[kind]) < self._wanted(writable_box=kind)), None
+        )
+
     def _quiet(self) -> bool:
-        """Background work may go ahead: no sandbox of this pool runs, or none is left ready for the next."""
-        return self._running == 0 or not self._ready
+        """Background work may go ahead: no sandbox of this pool runs, or a kind in use has none ready."""
+        return self._running == 0 or any(
+            not self._ready[kind] for kind in (False, True) if self._wanted(writable_box=kind)
+        )
 
     def _needs_work(self) -> bool:
-        short = self._in_use and len(self._ready) < self.size
+        short = self._short_kind() is not None
         return bool(self._expired(peek=True)) or (self._quiet() and (bool(self._released) or short))
 
     def _next_expiry_s(self) -> float | None:
-        if not self._ready:
+        oldest = [ready[0][0] for ready in self._ready.values() if ready]
+        if not oldest:
             return None
-        return max(0.0, self._ready[0][0] + self.idle_s - time.monotonic())
+        return max(0.0, min(oldest) + self.idle_s - time.monotonic())
 
     def _expired(self, *, peek: bool = False) -> list[Sandbox]:
         now_s = time.monotonic()
-        expired = [sandbox for started_s, sandbox in self._ready if now_s - started_s > self.idle_s]
-        if not peek and expired:
-            self._ready = collections.deque(item for item in self._ready if item[1] not in expired)
+        expired = []
+        for kind, ready in self._ready.items():
+            old = [sandbox for started_s, sandbox in ready if now_s - started_s > self.idle_s]
+            if not peek and old:
+                self._ready[kind] = collections.deque(item for item in ready if item[1] not in old)
+            expired += old
         return expired
 
     def _start_one(self) -> bool:
         with self._changed:
-            if not self._in_use or len(self._ready) >= self.size or not self._quiet():
+            kind = self._short_kind()
+            if kind is None or not self._quiet():
                 return True
         try:
-            sandbox = Sandbox(self.host, writable_box=False)
+            sandbox = Sandbox(self.host, writable_box=kind)
         except ExecutionError as exc:
             logger.warning("could not start a warm sandbox: %s", exc.message)
             return False
@@ -148,7 +171,7 @@ class WarmPool:
             if self._closed:
                 self._discard(sandbox)
                 return True
-            self._ready.append((time.monotonic(), sandbox))
+            self._ready[kind].append((time.monotonic(), sandbox))
             self._changed.notify_all()
         return True
 
@@ -160,8 +183,9 @@ class WarmPool:
         """Stop refilling and destroy every idle and every released sandbox."""
         with self._changed:
             self._closed = True
-            idle = [sandbox for _, sandbox in self._ready] + self._released
-            self._ready.clear()
+            idle = [sandbox for ready in self._ready.values() for _, sandbox in ready] + self._released
+            for ready in self._ready.values():
+                ready.clear()
             self._released = []
             self._changed.notify_all()
         self._thread.join()
