@@ -70,7 +70,7 @@ class WarmPool:
             return self._take(writable_box=writable_box) or Sandbox(self.host, writable_box=writable_box)
         except BaseException:
             with self._changed:
-                self._running -= 1
+                self._running = max(0, self._running - 1)
                 self._changed.notify_all()
             raise
 
@@ -78,7 +78,7 @@ class WarmPool:
         """Done with `sandbox`: nothing of it may run on (killed now), the rest is removed in the background."""
         sandbox.kill()
         with self._changed:
-            self._running -= 1
+            self._running = max(0, self._running - 1)
             self._changed.notify_all()
             if not self._closed:
                 self._released.append(sandbox)
