@@ -71,10 +71,6 @@ class Box:
             os.close(fd)
         (self.path / name).chmod(mode)  # the umask may have narrowed it
 
-    def link_artifacts(self, artifacts: Path) -> None:
-        """Hard links to every file of a compile's artifacts (copies when another file system holds them)."""
-        link_files(artifacts, self.path)
-
     def hand_to(self, uid: int, gid: int) -> None:
         """Make the box the sandbox's own (a compile step writes its output here)."""
         os.chown(self.path, uid, gid)

@@ -162,7 +162,7 @@ class TaskRunner:
             if artifacts is None:
                 sandbox.box.write_file(task.source_file_name, b64decode(task.source_b64))
             else:
-                sandbox.box.link_artifacts(artifacts)
+                link_files(artifacts, sandbox.box.path)
             return self._run_step(sandbox, task, task.run, clock, cancel, stdin=b64decode(stdin_b64))
         finally:
             self.sandboxes.release(sandbox)
